@@ -1,0 +1,130 @@
+"""Command line: argument parsing and rendering only; the work happens in :mod:`logsleuth.api`.
+
+Exit codes: 0 success / no failure, 1 failure diagnosed, 2 usage or input error.
+A :class:`~logsleuth.errors.LogsleuthError` is one line on stderr (traceback with ``-v``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import InputError, LogsleuthError
+from .output import OUTPUT_KINDS, open_writer, output_kind
+
+EXIT_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"logsleuth: error: {message}", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors (and, outside -v, any crash) into one line and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = click.get_current_context().find_root().params.get("verbose", False)
+        try:
+            return func(*args, **kwargs)
+        except LogsleuthError as exc:
+            if verbose:
+                traceback.print_exc()
+            _fail(str(exc))
+        except (BrokenPipeError, KeyboardInterrupt):
+            sys.exit(EXIT_INPUT)
+        except Exception as exc:  # a bug: still one line unless -v, but say it is ours
+            if verbose:
+                traceback.print_exc()
+            _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with -v and report it")
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="logsleuth")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--formats-file", type=click.Path(dir_okay=False), envvar="LOGSLEUTH_FORMATS",
+              help="A TOML file of your own log formats (also $LOGSLEUTH_FORMATS).")
+def main(verbose: bool, formats_file: str | None) -> None:
+    """logsleuth: forensic analysis of deep-learning training logs."""
+    if formats_file:
+        from .userformat import load_format_file
+
+        try:
+            load_format_file(formats_file)
+        except LogsleuthError as exc:
+            _fail(str(exc))
+
+
+class _Progress:
+    """A progress line on stderr for long parses, only when stderr is a terminal."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        self.enabled = sys.stderr.isatty() and (total or 0) > 64 << 20
+        self.total, self.done, self.label = total or 0, 0, label
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.enabled:
+            pct = 100 * self.done / self.total if self.total else 0
+            click.echo(f"\r{self.label}: {self.done >> 20} MiB ({pct:.0f}%)", err=True, nl=False)
+
+    def close(self) -> None:
+        if self.enabled:
+            click.echo("", err=True)
+
+
+@main.command()
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--format", "format_name", metavar="NAME", help="Force a format (see `logsleuth formats`).")
+@click.option("-o", "--output", metavar="FILE", help="Write here (.csv, .jsonl, .parquet); default csv to stdout.")
+@click.option("--to", "kind", type=click.Choice(OUTPUT_KINDS), help="Output kind, when FILE's suffix does not say.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@friendly
+def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, kind: str | None,
+          force: bool) -> None:
+    """Parse LOG... (paths, or - for stdin) into the normalised series.
+
+    Columns: step, metric, value, phase, segment, rank, epoch, line, plus source when
+    several logs are given. Non-finite values are written nan, inf, -inf.
+    """
+    from .api import start_parse
+
+    if output and os.path.exists(output) and not force:
+        raise InputError(f"{output}: exists; pass --force to overwrite it")
+    kind = kind or output_kind(output)
+    with open_writer(output, kind, with_source=len(logs) > 1) as writer:
+        for path in logs:
+            job = start_parse(path, format_name)
+            progress = _Progress(job.log.size, path)
+            for frame in job.frames(progress):
+                writer.write(frame, source=path)
+            progress.close()
+            summary = job.series()
+            if summary.unparsed:
+                click.echo(f"logsleuth: {path}: {summary.unparsed} metric-looking line(s) could not be parsed "
+                           f"(first at line {summary.unparsed_examples[0][0]})", err=True)
+
+
+@main.command()
+@click.option("--samples/--no-samples", default=True, help="Show a sample line of each format.")
+def formats(samples: bool) -> None:
+    """List the log formats logsleuth reads, each with a sample line."""
+    from .registry import all_formats
+
+    for fmt in all_formats():
+        click.echo(f"{fmt.name:18s} {fmt.title}")
+        if samples and fmt.samples:
+            click.echo(f"{'':18s}   e.g. {fmt.samples[0][:110]}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,40 @@
+"""All formats a run can use: built-ins, entry points, and user format files."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from .parsers import builtin_formats
+from .parsers._base import Format
+
+from .errors import FormatError
+
+_extra: list[Format] = []
+
+
+def register(fmt: Format) -> None:
+    """Add a format (user format files and plugins); a later one with the same name wins."""
+    _extra[:] = [f for f in _extra if f.name != fmt.name] + [fmt]
+
+
+def _plugins() -> list[Format]:
+    found = []
+    for ep in entry_points(group="logsleuth.formats"):
+        try:
+            found.append(ep.load())
+        except Exception as exc:  # a broken plugin must not break every run
+            raise FormatError(f"format plugin {ep.name!r} failed to load: {exc}") from exc
+    return found
+
+
+def all_formats() -> tuple[Format, ...]:
+    """User formats first (a team's own format beats a generic match), then built-ins."""
+    return tuple(_extra) + tuple(_plugins()) + builtin_formats()
+
+
+def get_format(name: str) -> Format:
+    for fmt in all_formats():
+        if fmt.name == name:
+            return fmt
+    known = ", ".join(sorted(f.name for f in all_formats()))
+    raise FormatError(f"unknown format {name!r} (known: {known}; see `logsleuth formats`)")

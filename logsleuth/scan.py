@@ -1,0 +1,95 @@
+"""Apply a format's rules to one chunk: bytes in, a :class:`parsers._base.Batch` out.
+
+Pure and stateless per chunk (see :mod:`parsers._base`): no line loop in Python, every
+rule is a literal-anchored ``finditer`` over the whole chunk. Also resolves, for records
+whose line prints no step, the step shown by the nearest tqdm bar before them (Hugging
+Face Trainer dicts, DeepSpeed overflow messages glued to a bar).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import ahocorasick_rs
+import numpy as np
+
+from .parsers import COMMON_RULES
+from .parsers._base import Batch, Format
+
+_BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
+_RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
+_BAR_LOOKBACK = 4096
+
+
+@lru_cache(maxsize=1)
+def _common_gate() -> "ahocorasick_rs.BytesAhoCorasick":
+    """One multi-pattern automaton over the anchors of the cross-format rules.
+
+    Those messages are rare, so testing 25 anchors one by one would scan each chunk 25
+    times; a single Aho-Corasick pass (SIMD prefilter, in Rust) says which are present.
+    """
+    return ahocorasick_rs.BytesAhoCorasick([r.anchor for r in COMMON_RULES])
+
+
+def scan_chunk(fmt: Format, chunk: bytes) -> Batch:
+    """Run ``fmt``'s rules and the cross-format event rules over ``chunk``."""
+    out = Batch()
+    for rule in fmt.rules:
+        rule.apply(chunk, out)
+    present = {i for i, _, _ in _common_gate().find_matches_as_indexes(chunk)}
+    for i in sorted(present):
+        COMMON_RULES[i].run(chunk, out)
+    if fmt.bar_steps or out.events:
+        _steps_from_bars(chunk, out, records_too=fmt.bar_steps)
+    return out
+
+
+def _last_bar(chunk: bytes, lo: int, hi: int) -> tuple[int, int, int] | None:
+    """(position, count, total) of the last tqdm bar update in ``chunk[lo:hi]``."""
+    q = chunk.rfind(b"<", max(lo, hi - _BAR_LOOKBACK), hi)
+    while q >= lo and q != -1:
+        m = _BAR_RX.search(chunk, max(lo, q - 40), q + 1)
+        if m and m.end() == q + 1:
+            return m.start(), int(m.group(1)), int(m.group(2))
+        q = chunk.rfind(b"<", max(lo, hi - _BAR_LOOKBACK), q)
+    return None
+
+
+def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
+    """Give step-less records/events the count of the progress bar printed just before them.
+
+    A bar is emitted as a *marker* (so the step carries forward like any printed step).
+    Only bars between the previous record and this one are considered, so a bar never
+    overrides a step printed on a later line.
+    """
+    stepless = [e[0] for e in out.events if e[1] is None]
+    if records_too:
+        stepless += [r[0] for r in out.records if r[1] is None and r[2] is not None]
+    if not stepless:
+        return
+    known = sorted(r[0] for r in out.records)
+    seen: set[int] = set()
+    for pos in sorted(set(stepless)):
+        i = np.searchsorted(known, pos) if known else 0
+        lo = known[i - 1] + 1 if i else 0
+        bar = _last_bar(chunk, lo, pos)
+        if bar and bar[0] not in seen:
+            seen.add(bar[0])
+            out.records.append((bar[0], bar[1], None, None, "bar", None, None, bar[2]))
+
+
+def ranks_of(chunk: bytes, positions: np.ndarray, newlines: np.ndarray) -> np.ndarray | None:
+    """Rank of each position from ``[rank3]:``-style line prefixes, or None if there are none."""
+    if b"[rank" not in chunk and b"[default" not in chunk and b"[RANK " not in chunk:
+        return None
+    found = [(m.start(), int(m.group(1))) for m in _RANK_RX.finditer(chunk)]
+    if not found:
+        return None
+    starts = np.array([p for p, _ in found], dtype=np.int64)
+    ranks = np.array([r for _, r in found], dtype=np.float64)
+    line_of_prefix = np.searchsorted(newlines, starts)
+    line_of_pos = np.searchsorted(newlines, positions)
+    idx = np.searchsorted(line_of_prefix, line_of_pos)
+    hit = (idx < len(starts)) & (line_of_prefix[np.minimum(idx, len(starts) - 1)] == line_of_pos)
+    return np.where(hit, ranks[np.minimum(idx, len(starts) - 1)], np.nan)

@@ -1,0 +1,304 @@
+"""Batches -> normalised rows: line numbers, inherited steps, segments, de-duplication.
+
+Two halves, so that a large file can be split across processes:
+
+* :func:`prepare` (stateless, runs wherever the chunk was scanned) turns a
+  :class:`~logsleuth.parsers._base.Batch` into sorted numpy columns with chunk-relative
+  line numbers, converted values and the text of every non-finite line;
+* :class:`Assembler` (sequential, in file order, small carry state) resolves what needs
+  the past: absolute line numbers, inherited steps and epochs, segments, duplicates.
+  Each :meth:`Assembler.feed` returns that chunk's finished rows, so memory stays bounded.
+
+Rules (documented because they decide what the user sees):
+
+* a record whose line prints no step inherits the last step printed before it;
+* records printing ``iter/total`` within an epoch get ``step = (epoch - base) * total + iter``;
+* a training step lower than the previous one starts a new *segment* (a restart or a
+  resume sent the counter back); so does a restart message once training has begun;
+* a progress bar whose total is smaller than the main bar's (an eval loop) sets no step;
+* formats that print each message twice (absl + glog) drop the copy;
+* a captured "number" that is not one is counted as unparsed, never turned into NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+import numpy as np
+import pandas as pd
+
+from .parsers._base import Batch, Format
+from .parsers._grammar import to_floats
+from .scan import ranks_of
+from .types import COLUMNS, Event, Hparam
+
+MAX_TEXTS = 20_000
+_DEDUP_LINES = 4
+_NAN = math.nan
+
+
+def _ffill(values: np.ndarray, carry: float) -> np.ndarray:
+    """Forward-fill NaNs in ``values``; leading NaNs take ``carry``."""
+    known = ~np.isnan(values)
+    idx = np.where(known, np.arange(len(values)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], carry)
+
+
+def line_text(chunk: bytes, pos: int, limit: int = 400) -> str:
+    """The progress-bar update or line containing ``pos``, decoded leniently."""
+    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
+    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e != -1]
+    end = min(ends) if ends else len(chunk)
+    return chunk[start:min(end, start + limit)].decode("utf-8", "replace").strip()
+
+
+def _num(b: object) -> float:
+    return float(b) if b else _NAN  # type: ignore[arg-type]
+
+
+@dataclass
+class Prepared:
+    """One chunk's records as columns, sorted by position; lines are chunk-relative."""
+
+    newlines: int
+    pos: np.ndarray
+    line: np.ndarray
+    step: np.ndarray
+    epoch: np.ndarray
+    it: np.ndarray
+    total: np.ndarray
+    metric: np.ndarray
+    value: np.ndarray
+    phase: np.ndarray
+    bar: np.ndarray
+    rank: np.ndarray | None
+    events: list = field(default_factory=list)  # (line, pos, step, kind, fields, text)
+    hparams: list = field(default_factory=list)  # (line, key, value)
+    unparsed: list = field(default_factory=list)  # (line, text)
+    texts: dict = field(default_factory=dict)  # line -> text of non-finite rows
+
+
+def _columns(batch: Batch) -> tuple[list, ...]:
+    """Blocks and tuple records -> eight parallel lists (pos, step, metric, value, phase,
+    epoch, it, total)."""
+    pos: list = []
+    step: list = []
+    metric: list = []
+    value: list = []
+    phase: list = []
+    for b_pos, b_step, b_metric, b_value, b_phase in batch.blocks:
+        n = len(b_pos)
+        pos += b_pos
+        step += map(_num, b_step) if b_step is not None else [_NAN] * n
+        metric += b_metric if isinstance(b_metric, list) else [b_metric] * n
+        value += b_value if b_value is not None else [None] * n
+        phase += [b_phase] * n
+    n_blocks = len(pos)
+    epoch = [_NAN] * n_blocks
+    it = [_NAN] * n_blocks
+    total = [_NAN] * n_blocks
+    if batch.records:
+        r_pos, r_step, r_metric, r_value, r_phase, r_epoch, r_it, r_total = zip(*batch.records)
+        pos += r_pos
+        step += [_NAN if s is None else s for s in r_step]
+        metric += r_metric
+        value += r_value
+        phase += r_phase
+        epoch += [_NAN if e is None else e for e in r_epoch]
+        it += [_NAN if i is None else i for i in r_it]
+        total += [_NAN if t is None else t for t in r_total]
+    return pos, step, metric, value, phase, epoch, it, total
+
+
+def prepare(chunk: bytes, batch: Batch) -> Prepared:
+    """Sort, convert and locate one chunk's findings; no knowledge of other chunks needed."""
+    nl = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
+    pos, step, metric, value, phase, epoch, it, total = _columns(batch)
+    pos_a = np.array(pos, dtype=np.int64)
+    order = np.argsort(pos_a, kind="stable")
+    pos_a = pos_a[order]
+    metric_a = np.array(metric, dtype=object)[order]
+    is_row = metric_a != None  # noqa: E711 (elementwise)
+    values, bad = to_floats([v for v, keep in zip(np.array(value, dtype=object)[order], is_row) if keep])
+    value_a = np.full(len(pos_a), _NAN)
+    value_a[is_row] = values
+    phase_a = np.array(phase, dtype=object)[order]
+    unparsed = []
+    if bad:
+        rows = np.flatnonzero(is_row)[bad]
+        metric_a[rows] = None  # not a number: drop the row, count the line
+        unparsed = [(int(np.searchsorted(nl, pos_a[i])), line_text(chunk, int(pos_a[i]))) for i in rows]
+    prep = Prepared(
+        newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a),
+        step=np.array(step, dtype=np.float64)[order], epoch=np.array(epoch, dtype=np.float64)[order],
+        it=np.array(it, dtype=np.float64)[order], total=np.array(total, dtype=np.float64)[order],
+        metric=metric_a, value=value_a, phase=phase_a, bar=phase_a == "bar",
+        rank=ranks_of(chunk, pos_a, nl),
+    )
+    prep.unparsed = unparsed + [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in batch.unparsed]
+    bad_rows = np.flatnonzero(~np.isfinite(value_a) & (metric_a != None))[:MAX_TEXTS]  # noqa: E711
+    prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in bad_rows}
+    for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
+        prep.events.append((int(np.searchsorted(nl, p)), p, s, kind, fields, line_text(chunk, p)))
+    prep.hparams = [(int(np.searchsorted(nl, p)), k, v) for p, k, v in batch.hparams]
+    return prep
+
+
+class Assembler:
+    """Turns the prepared chunks of one log, in order, into rows, events and hyperparameters."""
+
+    def __init__(self, fmt: Format) -> None:
+        self.fmt = fmt
+        self.line0 = 1
+        self.step = _NAN
+        self.epoch = _NAN
+        self.last_train_step = _NAN
+        self.segment = 0
+        self.bar_total = 0
+        self.ordinal = 0
+        self.inferred = False
+        self.trained = False
+        self.events: list[Event] = []
+        self.hparams: dict[str, Hparam] = {}
+        self.unparsed = 0
+        self.unparsed_examples: list[tuple[int, str]] = []
+        self.texts: dict[int, str] = {}
+        self.rows = 0
+
+    def feed(self, prep: Prepared) -> pd.DataFrame:
+        step = self._steps(prep)
+        segment, event_segments = self._segments(prep, step)
+        frame = self._frame(prep, step, segment)
+        self._side_tables(prep, step, event_segments)
+        self.line0 += prep.newlines
+        self.rows += len(frame)
+        return frame
+
+    # ---- steps ------------------------------------------------------------------
+
+    def _steps(self, prep: Prepared) -> np.ndarray:
+        step = prep.step.copy()
+        epoch = _ffill(prep.epoch, self.epoch)
+        if len(epoch):
+            self.epoch = epoch[-1]
+        prep.epoch = epoch
+        has_it = ~np.isnan(prep.it) & np.isnan(step)
+        if has_it.any():
+            base = self.fmt.epoch_base
+            ep = np.maximum(np.where(np.isnan(epoch), base, epoch) - base, 0)
+            step[has_it] = (ep * np.nan_to_num(prep.total) + prep.it)[has_it]
+        if prep.bar.any():
+            step[~self._main_bars(prep)] = _NAN
+        filled = _ffill(step, self.step)
+        missing = np.isnan(filled)
+        if missing.any() and self.fmt.infer_steps:
+            self.inferred = True
+            new_record = missing & (prep.phase == "train") & np.r_[True, prep.pos[1:] != prep.pos[:-1]]
+            counts = self.ordinal + np.cumsum(new_record)
+            filled[missing] = counts[missing]
+            self.ordinal = int(counts[-1])
+        if len(filled):
+            self.step = filled[-1]
+        return filled
+
+    def _main_bars(self, prep: Prepared) -> np.ndarray:
+        """Bars with a smaller total than the main bar (eval loops) must not set steps."""
+        totals = np.where(prep.bar, np.nan_to_num(prep.total), 0)
+        running = np.maximum.accumulate(np.maximum(totals, self.bar_total))
+        self.bar_total = int(running[-1])
+        return ~prep.bar | (totals >= running)
+
+    # ---- segments -----------------------------------------------------------------
+
+    def _segments(self, prep: Prepared, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Segment of each record and event: +1 where the training step goes back, or at a
+        restart message once training has begun (one restart counts once)."""
+        track = (prep.phase != "eval") & ~np.isnan(step)
+        if prep.rank is not None and not np.all(np.isnan(prep.rank)):
+            track &= np.isnan(prep.rank) | (prep.rank == np.nanmin(prep.rank))
+        idx = np.flatnonzero(track)
+        s = step[idx]
+        back = s < np.r_[self.last_train_step, s[:-1]]
+        bounds = [(int(prep.pos[i]), int(k)) for i, k in zip(idx[back], np.flatnonzero(back))]
+        restarts = [(p, int(np.searchsorted(prep.pos[idx], p))) for _, p, _, kind, _, _ in prep.events
+                    if kind == "restart"]
+        kept: list[int] = []
+        seen_k = -1
+        for p, k in sorted(restarts + bounds):
+            if k == seen_k or (k == 0 and not self.trained and not kept):
+                continue  # same restart seen twice (message + step going back), or the very start
+            kept.append(p)
+            seen_k = k
+        base = self.segment
+        seg = base + np.searchsorted(kept, prep.pos, side="right")
+        ev_seg = base + np.searchsorted(kept, [e[1] for e in prep.events], side="right")
+        self.segment = base + len(kept)
+        if len(idx):
+            self.last_train_step = s[-1]
+            self.trained = True
+        return seg, ev_seg
+
+    # ---- rows ---------------------------------------------------------------------
+
+    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> pd.DataFrame:
+        rows = np.flatnonzero(prep.metric != None)  # noqa: E711
+        rank = prep.rank[rows] if prep.rank is not None else np.full(len(rows), _NAN)
+        frame = pd.DataFrame({
+            "step": pd.array(np.round(step[rows]), dtype="Float64").astype("Int64"),
+            "metric": prep.metric[rows],
+            "value": prep.value[rows],
+            "phase": prep.phase[rows],
+            "segment": segment[rows],
+            "rank": pd.array(rank, dtype="Float64").astype("Int64"),
+            "epoch": prep.epoch[rows],
+            "line": self.line0 + prep.line[rows],
+        }, columns=list(COLUMNS))
+        if self.fmt.dedupe and len(frame) > 1:
+            frame = self._dedupe(frame)
+        return frame
+
+    @staticmethod
+    def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
+        """Drop a record repeated (same metric, step, value) within a few lines: a log copy."""
+        key = ["segment", "phase", "metric", "step", "value"]
+        ordered = frame.sort_values(key + ["line"], kind="stable")
+        same = ordered[key].eq(ordered[key].shift()).all(axis=1)
+        gap = ordered["line"].diff()
+        drop = ordered.index[same & gap.le(_DEDUP_LINES) & gap.gt(0)]
+        return frame.drop(index=drop).reset_index(drop=True)
+
+    # ---- events, hyperparameters, unparsed, texts ----------------------------------
+
+    def _side_tables(self, prep: Prepared, step: np.ndarray, event_segments: np.ndarray) -> None:
+        for (line, pos, ev_step, kind, fields, text), seg in zip(prep.events, event_segments):
+            if ev_step is None:
+                i = int(np.searchsorted(prep.pos, pos, side="right")) - 1
+                known = step[i] if i >= 0 else self._step_before_chunk
+                ev_step = None if math.isnan(known) else int(known)
+            line += self.line0
+            if not self._is_copy(kind, ev_step, line, fields, text):
+                self.events.append(Event(kind, ev_step, line, text, dict(fields), int(seg)))
+                self.texts.setdefault(line, text)
+        self._step_before_chunk = self.step
+        for line, key, value in prep.hparams:
+            if key not in self.hparams:
+                self.hparams[key] = Hparam(value, self.line0 + line)
+        self.unparsed += len(prep.unparsed)
+        for line, text in prep.unparsed[: max(0, 20 - len(self.unparsed_examples))]:
+            self.unparsed_examples.append((self.line0 + line, text))
+        for line, text in prep.texts.items():
+            if len(self.texts) < MAX_TEXTS:
+                self.texts.setdefault(self.line0 + line, text)
+
+    _step_before_chunk = _NAN
+
+    def _is_copy(self, kind: str, step: int | None, line: int, fields: dict, text: str) -> bool:
+        """The same event printed by two loggers (absl + glog) on adjacent lines counts once."""
+        if not self.events:
+            return False
+        prev = self.events[-1]
+        return (prev.kind == kind and prev.step == step and prev.fields == fields
+                and 0 < line - prev.line <= _DEDUP_LINES and prev.text != text)

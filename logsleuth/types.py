@@ -1,0 +1,125 @@
+"""The central types: :class:`RunSeries` and the evidence it carries.
+
+A printed ``nan`` is a NaN value; a value the log did not print is an absent row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pandas as pd
+
+#: columns of the long frame, in output order
+COLUMNS = ("step", "metric", "value", "phase", "segment", "rank", "epoch", "line")
+
+#: event kinds that mean "a non-finite number happened here" even without a nan value
+NONFINITE_EVENTS = frozenset({"overflow", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale"})
+#: metric names whose non-finite value counts as the run going non-finite
+GRAD_METRICS = frozenset({"grad_norm"})
+
+
+def is_loss_metric(name: str) -> bool:
+    """Loss-like metrics: ``loss``, ``eval_loss``, components like ``loss_cls``, ``rpn_bbox_loss``."""
+    return "loss" in name and not name.startswith("loss_scale") and not name.endswith("loss_scale")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the log says happened: an overflow skip, a traceback, a restart, a checkpoint.
+
+    ``fields`` holds what the message printed (e.g. ``loss_scale``); ``text`` the line.
+    """
+
+    kind: str
+    step: int | None
+    line: int
+    text: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    segment: int = 0
+
+
+@dataclass(frozen=True)
+class Hparam:
+    """A hyperparameter echoed in the log header, with the line that printed it."""
+
+    value: Any
+    line: int
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first non-finite moment of a run: the most important line in the file."""
+
+    step: int | None
+    line: int
+    metric: str
+    text: str
+    source: str  # "value" or "event"
+
+
+@dataclass(frozen=True)
+class RunSeries:
+    """A training log, normalised: a long frame plus events, hyperparameters and metadata.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Long format, one row per printed value: ``step`` (nullable int), ``metric``,
+        ``value`` (float, nan/inf kept), ``phase`` (train/eval), ``segment`` (0, then +1
+        at every restart), ``rank`` (nullable), ``epoch`` (float, nullable), ``line``
+        (1-based physical line).
+    events : tuple of Event
+    hparams : mapping of name to Hparam
+    source, format : str
+        Where the log came from and the format that read it.
+    unparsed : int
+        Lines that looked like metrics but could not be read (never silently dropped).
+    texts : mapping of line number to line text
+        Text of every line holding a non-finite value (the evidence), and of events.
+    notes : tuple of str
+        Caveats, e.g. that steps were inferred because the log prints none.
+    """
+
+    frame: pd.DataFrame
+    events: tuple[Event, ...]
+    hparams: Mapping[str, Hparam]
+    source: str
+    format: str
+    size: int | None = None
+    compression: str = "none"
+    encoding: str = "utf-8"
+    unparsed: int = 0
+    unparsed_examples: tuple[tuple[int, str], ...] = ()
+    texts: Mapping[int, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def wide(self) -> pd.DataFrame:
+        """One row per (segment, rank, phase, step), one column per metric (last value wins)."""
+        index = ["segment", "rank", "phase", "step"]
+        frame = self.frame.assign(rank=self.frame["rank"].fillna(-1))
+        wide = frame.pivot_table(index=index, columns="metric", values="value", aggfunc="last",
+                                 dropna=False, observed=True)
+        wide.columns.name = None
+        return wide.reset_index()
+
+    def metrics(self) -> list[str]:
+        return sorted(self.frame["metric"].unique().tolist())
+
+    def first_nonfinite(self) -> NonFinite | None:
+        """The first non-finite loss / grad-norm value or non-finite event, by line."""
+        f = self.frame
+        watched = f["metric"].map(lambda m: is_loss_metric(m) or m in GRAD_METRICS)
+        bad = f[watched.astype(bool) & ~pd.Series(f["value"].map(math.isfinite), index=f.index).astype(bool)]
+        best: NonFinite | None = None
+        if len(bad):
+            row = bad.iloc[0]
+            line = int(row["line"])
+            step = None if pd.isna(row["step"]) else int(row["step"])
+            best = NonFinite(step, line, str(row["metric"]), self.texts.get(line, ""), "value")
+        for ev in self.events:
+            if ev.kind in NONFINITE_EVENTS and (best is None or ev.line < best.line):
+                best = NonFinite(ev.step, ev.line, ev.kind, ev.text, "event")
+                break
+        return best

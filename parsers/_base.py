@@ -1,0 +1,313 @@
+"""What a format is: data (name, sample lines, sniff patterns, rules) plus tiny handlers.
+
+A :class:`Rule` is a bytes regex that must begin with a literal ``anchor``: the scanner
+first checks ``anchor in chunk`` (C speed, GB/s) and only then runs ``finditer`` over
+the whole chunk, so a rule costs nothing on logs that never print it and C-level
+searching on logs that do. Python runs once per *match*, never once per line.
+
+Handlers append to a :class:`Batch`, a columnar scratchpad. A record whose step is not
+printed on its line gets ``step=None`` and inherits the last known step later (forward
+fill in :mod:`logsleuth.series`), which keeps every chunk independent of the others --
+that is what lets two processes split one file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping
+
+from ._grammar import KEY, NUM, VAL, snake
+
+# record = (pos, step, metric, value, phase, epoch, iter_in_epoch, iters_per_epoch)
+# metric None marks a *marker*: it only carries step/epoch state and is never output.
+Record = tuple
+
+
+class Batch:
+    """Output of one chunk: records (as tuples, or as column *blocks* for hot rules),
+    events, hyperparameters, unparsed lines."""
+
+    __slots__ = ("records", "blocks", "events", "hparams", "unparsed")
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        #: column blocks: (positions, steps, metric, values, phase); metric and phase may be
+        #: one string for the whole block or a list; steps may be None (all inherited)
+        self.blocks: list[tuple] = []
+        self.events: list[tuple] = []  # (pos, step, kind, fields)
+        self.hparams: list[tuple] = []  # (pos, key, value)
+        self.unparsed: list[int] = []  # positions of metric-looking lines we could not read
+
+    def metric(self, pos: int, step: int | None, name: str, value: bytes, phase: str = "train",
+               epoch: float | None = None) -> None:
+        self.records.append((pos, step, name, value, phase, epoch, None, None))
+
+    def block(self, pos: list[int], step: list[bytes] | None, metric: str | list[str | None],
+              value: list[bytes | None] | None, phase: str = "train") -> None:
+        """Add many records at once (the fast path: no per-record tuple)."""
+        if pos:
+            self.blocks.append((pos, step, metric, value, phase))
+
+    def marker(self, pos: int, step: int | None = None, epoch: float | None = None,
+               it: int | None = None, total: int | None = None) -> None:
+        self.records.append((pos, step, None, None, "train", epoch, it, total))
+
+    def event(self, pos: int, kind: str, step: int | None = None, **fields: object) -> None:
+        self.events.append((pos, step, kind, fields))
+
+
+def _literal_prefix(source: str) -> bytes:
+    """The literal bytes every match of ``source`` starts with (what makes searching fast)."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    prefix = bytearray()
+
+    def walk(items) -> bool:  # type: ignore[no-untyped-def]
+        for op, arg in items:
+            if op is _parser.LITERAL:
+                prefix.append(arg)
+            elif op is _parser.SUBPATTERN:
+                if not walk(arg[-1]):
+                    return False
+            else:
+                return False
+        return True
+
+    walk(_parser.parse(source))
+    return bytes(prefix)
+
+
+Handler = Callable[[Iterator["re.Match[bytes]"], Batch], None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line shape. ``pattern`` must start with ``anchor`` (checked at import)."""
+
+    name: str
+    anchor: bytes
+    pattern: str
+    handler: Handler
+    flags: int = 0
+    rx: "re.Pattern[bytes]" = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        source = self.pattern.replace("{NUM}", NUM).replace("{KEY}", KEY).replace("{VAL}", VAL)
+        object.__setattr__(self, "rx", re.compile(source.encode(), self.flags))
+        if not _literal_prefix(source).startswith(self.anchor):
+            raise ValueError(f"rule {self.name}: pattern must start with its anchor {self.anchor!r}")
+
+    def apply(self, chunk: bytes, out: Batch) -> None:
+        """Run the rule if its anchor occurs in ``chunk`` (a C-speed test)."""
+        if self.anchor in chunk:
+            self.handler(self.rx.finditer(chunk), out)
+
+    def run(self, chunk: bytes, out: Batch) -> None:
+        """Run the rule, the caller having checked that its anchor occurs."""
+        self.handler(self.rx.finditer(chunk), out)
+
+
+@dataclass(frozen=True)
+class Format:
+    """A log format: data first. ``samples`` are real-looking lines the rules must read."""
+
+    name: str
+    title: str
+    samples: tuple[str, ...]
+    sniff: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    #: per-format metric renames applied after generic canonicalisation
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: records without a printed step take it from the nearest tqdm bar before them
+    bar_steps: bool = False
+    #: number of the first epoch as printed (Keras ``Epoch 1/10`` is 1, Lightning 0)
+    epoch_base: int = 0
+    #: the framework prints each message twice (absl + glog): drop the copy
+    dedupe: bool = False
+    #: the log prints no step at all: count logging records, and say so
+    infer_steps: bool = False
+    #: what an inferred step means, shown to the user
+    step_note: str = ""
+    sniff_rx: tuple["re.Pattern[bytes]", ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sniff_rx", tuple(re.compile(s.encode(), re.M) for s in self.sniff))
+
+
+# ---- canonical names ---------------------------------------------------------------
+
+#: Generic spellings -> canonical metric names (DOMAIN.md: loss, lr, grad_norm, loss_scale, eval_loss).
+ALIASES: dict[str, str] = {
+    "learning_rate": "lr", "learning rate": "lr", "lr": "lr", "rate": "lr", "current_lr": "lr",
+    "grad_norm": "grad_norm", "gnorm": "grad_norm", "grad norm": "grad_norm", "gradnorm": "grad_norm",
+    "grad_norm_": "grad_norm", "norm": "grad_norm", "total_norm": "grad_norm",
+    "loss_scale": "loss_scale", "loss scale": "loss_scale", "scale": "loss_scale",
+    "lm loss": "loss", "total_loss": "loss", "loss": "loss", "train_loss": "loss", "total loss": "loss",
+    "val_loss": "eval_loss", "valid_loss": "eval_loss", "eval_loss": "eval_loss", "test_loss": "eval_loss",
+    "validation_loss": "eval_loss",
+}
+
+_CANON_CACHE: dict[bytes, str] = {}
+
+
+def canonical(key: bytes | str, aliases: Mapping[str, str] | None = None) -> str:
+    """Map a printed key to its canonical snake_case metric name (cached: keys repeat)."""
+    raw = key if isinstance(key, bytes) else key.encode()
+    if aliases is None:
+        hit = _CANON_CACHE.get(raw)
+        if hit is not None:
+            return hit
+    text = raw.decode("utf-8", "replace").strip().lower()
+    prefix = ""
+    if "/" in text:  # wandb-style namespaces: "train/loss" -> loss, "eval/loss" -> eval_loss
+        space, _, text = text.rpartition("/")
+        prefix = "eval_" if space.split("/")[-1] in ("eval", "val", "valid", "validation", "test") else ""
+    name = (aliases or {}).get(text) or ALIASES.get(text) or snake(text) or "value"
+    if name.startswith(("val_", "valid_", "test_")):
+        name = "eval_" + name.split("_", 1)[1]
+    if prefix and not name.startswith("eval_"):
+        name = prefix + name
+    if aliases is None:
+        _CANON_CACHE[raw] = name
+    return name
+
+
+def phase_of(metric: str) -> str:
+    """Eval metrics are named so (``eval_*``, ``val_*``, ``test_*``); everything else is train."""
+    return "eval" if metric.startswith(("eval_", "val_", "test_", "valid_")) else "train"
+
+
+# ---- handler factories -------------------------------------------------------------
+
+# a value must end the token: "3:18:45" (an eta) is not a number, but "44.41Batch" (text
+# glued to a Keras bar) still ends the number before the capital letter
+_END = rb"(?![a-z0-9_:/.])"
+_KV_COLON = re.compile(rb"(" + KEY.encode() + rb"):\s*(" + NUM.encode() + rb")" + _END)
+_KV_EQUALS = re.compile(rb"(" + KEY.encode() + rb")\s*=\s*(" + NUM.encode() + rb")" + _END)
+#: "key value" and "key: value" and "key=value", for free-form prints (generic fallback)
+_KV_ANY = re.compile(rb"(" + KEY.encode() + rb")(?:\s*[:=]\s*|\s+)\[?\s*(" + NUM.encode() + rb")(?:\s*/\s*(\d+))?" + _END)
+KV_STYLES = {"colon": _KV_COLON, "equals": _KV_EQUALS}
+
+#: keys that position a record rather than measure anything
+STEP_KEYS = frozenset({"step", "iter", "iteration", "it", "global_step", "steps", "num_updates", "updates",
+                       "batch", "train_iter", "iters", "global_steps"})
+EPOCH_KEYS = frozenset({"epoch", "ep", "epochs"})
+#: bookkeeping numbers that are not training metrics
+NOISE_KEYS = frozenset({"eta", "time", "data_time", "data", "sec", "secs", "seconds", "elapsed", "v_num", "max_mem",
+                        "memory", "mem", "it_s", "s_it", "samples_per_second", "steps_per_second", "wall",
+                        "train_wall", "gpu_mem", "total", "images", "hours", "left", "remaining", "eta_seconds"})
+
+
+def is_noise(name: str) -> bool:
+    """Bookkeeping rather than training signal (throughput, timing, memory)."""
+    return name in NOISE_KEYS
+
+
+def line_at(chunk: bytes, pos: int) -> tuple[int, bytes]:
+    """(start, text) of the line -- or progress-bar update -- containing ``pos``."""
+    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
+    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e != -1]
+    return start, chunk[start:min(ends) if ends else len(chunk)]
+
+
+def free_form(line: bytes, aliases: Mapping[str, str] | None = None) -> tuple[dict, list[tuple[str, bytes]]]:
+    """Read a free-form print (``epoch 1 iter 200/500 loss 0.52 lr 0.01``): the position
+    (step, epoch, iter, total) and the metric pairs. Bookkeeping keys are dropped."""
+    where: dict = {}
+    pairs: list[tuple[str, bytes]] = []
+    for key, value, total in _KV_ANY.findall(line):
+        name = canonical(key, aliases)
+        if name in EPOCH_KEYS:
+            where.setdefault("epoch", float(value))
+        elif name in STEP_KEYS and b"." not in value and value.lstrip(b"-+").isdigit():
+            if total:
+                where.setdefault("iter", int(value))
+                where.setdefault("total", int(total))
+            else:
+                where.setdefault("step", int(value))
+        elif name not in NOISE_KEYS and not (name in ("lr",) and total):
+            pairs.append((name, value))
+    return where, pairs
+
+
+def _int(b: bytes | None) -> int | None:
+    return int(b) if b else None
+
+
+def fixed(metric: str, phase: str = "train") -> Handler:
+    """Groups 1 ``step`` (may be empty) and 2 ``value``: one record of a fixed metric per match."""
+
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        found = [(m.start(), *m.groups()) for m in matches]
+        if found:
+            out.block([f[0] for f in found], [f[1] for f in found], metric, [f[2] for f in found], phase)
+
+    return handle
+
+
+def keyed(names: Mapping[bytes, str], phase: str = "train") -> Handler:
+    """Groups ``step``, ``key``, ``value``: the key picks the metric name from ``names``."""
+
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        append = out.records.append
+        for m in matches:
+            step, key, value = m.group("step", "key", "value")
+            append((m.start(), _int(step), names[key], value, phase, None, None, None))
+
+    return handle
+
+
+def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mapping[str, str] | None = None,
+               phase: str | None = None, step_keys: Iterable[str] = ()) -> Handler:
+    """Group ``payload`` holds ``key: value`` pairs; optional groups ``step``, ``epoch``,
+    ``iter``, ``total`` give the position. Keys in ``step_keys`` (e.g. fairseq's
+    ``num_updates``) set the step instead of becoming metrics."""
+    kv_rx = KV_STYLES[style]
+    skipped = frozenset(skip)
+    steps = frozenset(step_keys)
+
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        for m in matches:
+            g = m.groupdict()
+            pos, step = m.start(), _int(g.get("step"))
+            epoch = float(g["epoch"]) if g.get("epoch") else None
+            it, total = _int(g.get("iter")), _int(g.get("total"))
+            pairs = kv_rx.findall(g["payload"])
+            if not pairs:
+                out.unparsed.append(pos)
+                continue
+            for key, value in pairs:
+                name = canonical(key, aliases)
+                if name in steps:
+                    step = int(float(value))
+            for key, value in pairs:
+                name = canonical(key, aliases)
+                if name in skipped or name in steps or is_noise(name):
+                    continue
+                out.records.append((pos, step, name, value, phase or phase_of(name), epoch, it, total))
+
+    return handle
+
+
+def event(kind: str, **static: object) -> Handler:
+    """Every named group becomes a field of the event; group ``step`` becomes its step."""
+
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        for m in matches:
+            fields = {k: v.decode("utf-8", "replace") for k, v in m.groupdict().items() if v is not None}
+            step = fields.pop("step", None)
+            out.events.append((m.start(), int(step) if step else None, kind, {**static, **fields}))
+
+    return handle
+
+
+def combine(*handlers: Handler) -> Handler:
+    """Run several handlers over the same matches (e.g. a metric and an event)."""
+
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        found = list(matches)
+        for h in handlers:
+            h(iter(found), out)
+
+    return handle

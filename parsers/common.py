@@ -1,0 +1,139 @@
+"""Messages every format may contain, whatever printed the metrics around them.
+
+Overflow / skipped-step messages of DeepSpeed, apex and fairseq (with the loss-scale
+trajectory), NaN messages (TF ``Model diverged``, CheckNumerics, Keras TerminateOnNaN,
+``FloatingPointError ... iteration=N``), tracebacks and errors, checkpoints, restarts,
+and hyperparameter echoes (``Namespace(...)``, ``TrainingArguments(...)``).
+A DeepSpeed OVERFLOW glued to the end of a tqdm bar is found all the same: rules
+search inside lines, not from their start.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ._base import Batch, Rule, combine, event, fixed
+from ._grammar import to_float
+from .hparams import parse_python_kwargs
+
+_EXC_RX = re.compile(rb"(?:^|[\s:])((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)): ?([^\r\n]*)")
+
+
+def _scale_event(kind: str):
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        for m in matches:
+            g = m.groupdict()
+            fields: dict[str, object] = {}
+            if g.get("scale"):
+                fields["loss_scale"] = to_float(g["scale"])
+            if g.get("attempted"):
+                fields["attempted_scale"] = to_float(g["attempted"])
+            if g.get("rank"):
+                fields["rank"] = int(g["rank"])
+            out.events.append((m.start(), None, kind, fields))
+    return handle
+
+
+def _fpe(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """detectron2-style ``Loss became infinite or NaN at iteration=N``: event + step marker."""
+    for m in matches:
+        step = int(m.group("step"))
+        out.events.append((m.start(), step, "nonfinite", {"message": m.group(0).decode("utf-8", "replace")}))
+        out.records.append((m.start(), step, None, None, "train", None, None, None))
+
+
+def _tensor_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """``{'loss_cls': tensor(nan, device='cuda:0', ...), ...}``: each tensor value is a record."""
+    from ._base import canonical
+
+    for m in matches:
+        for key, value in _TENSOR_KV.findall(m.group("body")):
+            out.records.append((m.start(), None, canonical(key), value, "train", None, None, None))
+
+
+def _checkpoint(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """A checkpoint saved at a printed step: an event, and the step carries forward."""
+    for m in matches:
+        step = int(m.group("step"))
+        out.events.append((m.start(), step, "checkpoint", {}))
+        out.records.append((m.start(), step, None, None, "train", None, None, None))
+
+
+def _error(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """An exception line (``ValueError: ...``) or CUDA OOM, with the exception name."""
+    seen: set[int] = set()
+    for m in matches:
+        chunk = m.string
+        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        if start in seen:
+            continue
+        end = chunk.find(b"\n", m.start())
+        line = chunk[start:end if end != -1 else len(chunk)]
+        exc = _EXC_RX.search(line)
+        if exc is None:
+            continue
+        seen.add(start)
+        name = exc.group(1).decode("utf-8", "replace")
+        kind = "oom" if b"out of memory" in line.lower() else "error"
+        out.events.append((start, None, kind, {"exception": name, "message": exc.group(2)[:200].decode("utf-8", "replace")}))
+
+
+def _kwargs_echo(source: str):
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        for m in matches:
+            for key, value in parse_python_kwargs(m.group("body").decode("utf-8", "replace")).items():
+                out.hparams.append((m.start(), key, value))
+            out.events.append((m.start(), None, "config", {"source": source}))
+    return handle
+
+
+_TENSOR_KV = re.compile(rb"'(\w+)': tensor\(([^,)\s]+)")
+
+COMMON_RULES: tuple[Rule, ...] = (
+    Rule("deepspeed-overflow", b"OVERFLOW! Rank",
+         r"OVERFLOW! Rank (?P<rank>\d+) Skipping step\. Attempted loss scale: (?P<attempted>{NUM})"
+         r"(?:, reducing to (?P<scale>{NUM}))?", _scale_event("overflow")),
+    Rule("apex-overflow", b"Gradient overflow.",
+         r"Gradient overflow\.\s+Skipping step(?:, loss scaler \d+ reducing loss scale to (?P<scale>{NUM}))?",
+         _scale_event("overflow")),
+    Rule("fairseq-overflow", b"overflow detected",
+         r"overflow detected, setting loss scale to: (?P<scale>{NUM})", _scale_event("overflow")),
+    Rule("min-loss-scale", b"Minimum loss scale reached",
+         r"Minimum loss scale reached \(?(?P<scale>{NUM})?", _scale_event("min_loss_scale")),
+    Rule("deepspeed-min-scale", b"Current loss scale already at minimum",
+         r"Current loss scale already at minimum", _scale_event("min_loss_scale")),
+    Rule("tf-diverged", b"Model diverged", r"Model diverged with loss = (?P<loss>\S+?)\.?(?=\s|$)",
+         event("nonfinite", message="Model diverged")),
+    Rule("check-numerics", b"Tensor had ", r"Tensor had (?P<what>NaN|Inf) values", event("nonfinite")),
+    Rule("nonfinite-norm", b"is non-finite", r"is non-finite", event("nonfinite")),
+    Rule("terminate-on-nan", b"Batch ", r"Batch (?P<batch>\d+): Invalid loss, terminating training",
+         event("terminate_on_nan")),
+    Rule("floating-point-error", b"Loss became infinite or NaN",
+         r"Loss became infinite or NaN at iteration=(?P<step>\d+)", _fpe),
+    Rule("loss-dict", b"loss_dict = {", r"loss_dict = \{(?P<body>[^}\r\n]*)", _tensor_dict),
+    Rule("traceback", b"Traceback (most recent call last)", r"Traceback \(most recent call last\)",
+         event("traceback")),
+    Rule("error", b"Error: ", r"Error: ", _error),
+    Rule("exception", b"Exception: ", r"Exception: ", _error),
+    Rule("cuda-oom", b"out of memory", r"out of memory", _error),
+    Rule("tf-checkpoint", b"Saving checkpoints for", r"Saving checkpoints for (?P<step>\d+)", _checkpoint),
+    Rule("caffe-snapshot", b"Snapshotting to", r"Snapshotting to (?P<path>[^\r\n]+)", event("checkpoint")),
+    Rule("hf-checkpoint", b"Saving model checkpoint to", r"Saving model checkpoint to (?P<path>[^\r\n]+)",
+         event("checkpoint")),
+    Rule("saved-checkpoint", b"saved checkpoint", r"saved checkpoint (?P<path>\S+)", event("checkpoint")),
+    Rule("megatron-checkpoint", b"saving checkpoint at iteration",
+         r"saving checkpoint at iteration\s+(?P<step>\d+)", _checkpoint),
+    Rule("caffe-restore", b"Restoring previous solver status", r"Restoring previous solver status",
+         event("restart", cause="resume")),
+    Rule("hf-restart", b"***** Running training *****", r"\*\*\*\*\* Running training \*\*\*\*\*",
+         event("restart", cause="start")),
+    Rule("lightning-restore", b"Restoring states from the checkpoint", r"Restoring states from the checkpoint",
+         event("restart", cause="resume")),
+    Rule("tf-restore", b"Restoring parameters from", r"Restoring parameters from", event("restart", cause="resume")),
+    Rule("namespace", b"Namespace(", r"Namespace\((?P<body>[^\r\n]*)\)", _kwargs_echo("Namespace")),
+    Rule("training-arguments", b"TrainingArguments(",
+         r"TrainingArguments\((?P<body>(?:[^()]|\([^()]*\))*)\)", _kwargs_echo("TrainingArguments")),
+)
+
+__all__ = ["COMMON_RULES", "fixed", "combine"]

@@ -1,0 +1,62 @@
+"""Keras: ``Epoch 3/10`` then verbose=1 progress bars (``120/500 [===>...] - ETA: 1s -
+loss: 0.4``, carriage-return updates) or verbose=2 epoch lines (``500/500 - 2s - loss:
+0.4 - val_loss: ...``), Keras 1.x lines, and TerminateOnNaN (``Batch 3: Invalid loss``,
+a cross-format event, found even when glued to the end of a bar).
+
+Step = (epoch - 1) * batches per epoch + batch, with the epoch from the last ``Epoch``
+line; ``val_*`` metrics are the eval phase.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ._base import KV_STYLES, Batch, Format, Rule, canonical, phase_of
+
+_COUNT = re.compile(rb"(\d+)/(\d+)(?= \[[=>.]*\]| - )")
+_KV = KV_STYLES["colon"]
+_SKIP = frozenset({"eta"})
+
+
+def _epoch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        out.marker(m.start(), epoch=float(m.group(1)))
+
+
+def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """`` - loss: ...`` payloads; the batch counter is looked up earlier on the same update."""
+    chunk = None
+    for m in matches:
+        chunk = m.string
+        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        count = _COUNT.search(chunk, start, m.start())
+        it, total = (int(count.group(1)), int(count.group(2))) if count else (None, None)
+        for key, value in _KV.findall(m.group(1)):
+            name = canonical(key)
+            if name in _SKIP:
+                continue
+            out.records.append((m.start(), None, name, value, phase_of(name), None, it, total))
+
+
+FORMAT = Format(
+    name="keras",
+    title="Keras progress bars and epoch lines (verbose=1/2, Keras 1.x)",
+    samples=(
+        "Epoch 1/10",
+        "  4/234 [..............................] - ETA: 25:09:00 - loss: inf ",
+        "249/249 [==============================] - 24s 96ms/step - loss: 2.3118 - acc: 0.1406 - val_loss: 1.7989",
+        "1875/1875 - 3s - loss: 0.2913 - accuracy: 0.9160",
+    ),
+    sniff=(
+        r"(?m)^Epoch \d+/\d+\s*$",
+        r"\d+/\d+ \[[=>.]+\] - ",
+        r" - loss: ",
+        r"\d+/\d+ - \d+m?s - ",
+    ),
+    rules=(
+        Rule("epoch", b"Epoch ", r"Epoch (\d+)/\d+", _epoch),
+        Rule("progress", b"- loss: ", r"- (loss: [^\r\n]*)", _progress),
+    ),
+    epoch_base=1,
+)

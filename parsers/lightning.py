@@ -1,0 +1,44 @@
+"""PyTorch Lightning progress bars: ``Epoch 0:  97%|█▋| 1651/1702 [13:00<00:24, 2.11it/s,
+loss=0.158, v_num=0, train_loss=0.149]`` (with or without bar glyphs, e.g. in Colab).
+
+Each carriage-return update is a record; step = epoch * batches per epoch + batch
+(epochs are 0-based). ``v_num`` is the logger version, not a metric.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ._base import KV_STYLES, Batch, Format, Rule, canonical, phase_of
+
+_KV = KV_STYLES["equals"]
+_SKIP = frozenset({"v_num"})
+
+
+def _bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        step = epoch * total + it
+        pairs = [(canonical(k), v) for k, v in _KV.findall(m.group(4) or b"")]
+        if not pairs:
+            out.records.append((m.start(), step, None, None, "train", float(epoch), None, None))
+        for name, value in pairs:
+            if name not in _SKIP:
+                out.records.append((m.start(), step, name, value, phase_of(name), float(epoch), None, None))
+
+
+FORMAT = Format(
+    name="lightning",
+    title="PyTorch Lightning progress bars",
+    samples=(
+        "Epoch 0:  97% 1651/1702 [13:00<00:24,  2.11it/s, loss=0.158, v_num=0, train_loss=0.149]",
+        "Epoch 2:  45%|████▌     | 450/1000 [00:10<00:12, 44.10it/s, v_num=3, train_loss_step=nan]",
+    ),
+    sniff=(r"Epoch \d+:\s+\d+%.*\d+/\d+ \[", r"v_num=", r"train_loss(?:_step|_epoch)?="),
+    rules=(
+        Rule("bar", b"Epoch ",
+             r"Epoch (\d+):\s+\d+%[^\r\n\[]*?(\d+)/(\d+) \[[^\]\r\n,]*(?:,[^\]\r\n,]*?it/s|,[^\]\r\n,]*?s/it)?"
+             r"(?:, ([^\]\r\n]*))?\]", _bar),
+    ),
+)

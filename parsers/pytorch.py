@@ -1,0 +1,118 @@
+"""PyTorch example-style prints, which most hand-written training loops copy.
+
+* ImageNet example: ``Epoch: [23][280/715]  Time 0.290 (0.318)  Loss 1.1693 (1.1644)
+  Acc@1 72.656 (72.098)`` (value then running average) and ``Test: [ 10/196]`` / `` * Acc@1``;
+* MNIST example: ``Train Epoch: 1 [32/6000 (1%)]\\tLoss: 0.037`` (position in samples) and
+  ``Test set: Average loss: 0.0331, Accuracy: 9890/10000``;
+* timm: ``Train: 0 [ 100/1251 (  8%)]  Loss: 6.91 (6.93)  Time: ...  LR: 1.000e-04``;
+* anything else free-form mentioning a loss (``epoch 1 iter 200 loss 0.52 lr 0.01``,
+  Python-logging lines) via the generic reader.
+
+Epochs are 0-based in the ImageNet example and timm, 1-based in the MNIST example.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ._base import Batch, Format, Rule, canonical, phase_of
+from ._grammar import NUM
+from .generic import lines_with_metrics
+
+_VALUE_AVG = re.compile(rb"([A-Za-z][\w@]*):?\s+(" + NUM.encode() + rb")\s+\(")
+_NOISE = frozenset({"time", "data", "bw"})
+
+
+def _avg_pairs(payload: bytes, prefix: str = "") -> list[tuple[str, bytes]]:
+    """``Key value (average)`` pairs -> canonical names; the running average is not a sample."""
+    pairs = []
+    for key, value in _VALUE_AVG.findall(payload):
+        name = canonical(key)
+        if name not in _NOISE:
+            pairs.append((f"{prefix}{name}" if prefix and not name.startswith(prefix) else name, value))
+    return pairs
+
+
+def _imagenet(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        step = epoch * total + it
+        for name, value in _avg_pairs(m.group(4)):
+            out.records.append((m.start(), step, name, value, "train", float(epoch), None, None))
+
+
+def _test_batch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        for name, value in _avg_pairs(m.group(1), "eval_"):
+            out.records.append((m.start(), None, name, value, "eval", None, None, None))
+
+
+def _mnist(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        epoch, seen, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        out.records.append((m.start(), (epoch - 1) * total + seen, "loss", m.group(4), "train", float(epoch),
+                            None, None))
+
+
+def _mnist_test(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        out.records.append((m.start(), None, "eval_loss", m.group(1), "eval", None, None, None))
+
+
+def _timm(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    for m in matches:
+        epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        for name, value in _avg_pairs(m.group(4)) + _plain_lr(m.group(4)):
+            out.records.append((m.start(), epoch * total + it, name, value, phase_of(name), float(epoch), None, None))
+
+
+_LR = re.compile(rb"LR:\s+(" + NUM.encode() + rb")")
+
+
+def _plain_lr(payload: bytes) -> list[tuple[str, bytes]]:
+    return [("lr", v) for v in _LR.findall(payload)[:1]]
+
+
+FORMAT = Format(
+    name="pytorch",
+    title="PyTorch loops: ImageNet / MNIST examples, timm, free-form prints",
+    samples=(
+        "Epoch: [23][280/715]    Time 0.290 (0.318)      Loss 1.1693 (1.1644)    Acc@1 72.656 (72.098)",
+        "Train Epoch: 1 [32/6000 (1%)]\tLoss: 0.037991054356098",
+        "Train: 0 [ 100/1251 (  8%)]  Loss: 6.912 (6.93)  Time: 0.4s  LR: 1.000e-04  Data: 0.01",
+        "Test set: Average loss: 0.0331, Accuracy: 9890/10000 (99%)",
+        "epoch 3 iter 200 loss 0.52 lr 0.01",
+    ),
+    sniff=(
+        r"Epoch: \[\d+\]\[\s*\d+/\d+\]",
+        r"Train Epoch: \d+ \[\d+/\d+",
+        r"Train: \d+ \[\s*\d+/\d+",
+        r"Test set: Average loss",
+        r"(?i)(?:epoch|iter|step)\s*[:=]?\s*\[?\d+.*\bloss\b",
+    ),
+    rules=(
+        Rule("imagenet", b"Epoch: [", r"Epoch: \[(\d+)\]\[\s*(\d+)/(\d+)\]([^\r\n]*)", _imagenet),
+        Rule("imagenet-test", b"Test: [", r"Test: \[\s*\d+/\d+\]([^\r\n]*)", _test_batch),
+        Rule("mnist", b"Train Epoch: ", r"Train Epoch: (\d+) \[(\d+)/(\d+) [^\]\r\n]*\]\s+Loss: ({VAL})", _mnist),
+        Rule("mnist-test", b"Test set: Average loss: ", r"Test set: Average loss: ({VAL})", _mnist_test),
+        Rule("timm", b"Train: ", r"Train: (\d+) \[\s*(\d+)/(\d+)[^\]\r\n]*\]([^\r\n]*)", _timm),
+        Rule("free-form", b"oss", r"oss", lambda ms, out: _free_form_unclaimed(ms, out)),
+    ),
+    epoch_base=1,
+    infer_steps=True,
+    step_note="the log prints no step: steps are the order of the logged records",
+)
+
+_CLAIMED = (b"Epoch: [", b"Test: [", b"Train Epoch: ", b"Test set: ", b"Train: ")
+
+
+def _free_form_unclaimed(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """Free-form loss lines that none of the specific rules above reads."""
+    lines_with_metrics((m for m in matches if not _claimed(m)), out)
+
+
+def _claimed(m: re.Match[bytes]) -> bool:
+    chunk = m.string
+    start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+    return any(chunk.find(c, start, m.start()) != -1 for c in _CLAIMED)

@@ -1,0 +1,78 @@
+"""The command line: outputs, exit codes, one-line errors, nothing overwritten."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from click.testing import CliRunner
+
+from logsleuth.cli import main
+
+from .conftest import REAL_LOGS
+
+LOG = str(REAL_LOGS / "caffe_bvlc_1105.log")
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_parse_csv_to_stdout_has_the_columns_and_nan() -> None:
+    result = run("parse", LOG)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "step,metric,value,phase,segment,rank,epoch,line"
+    assert "200,loss,nan,train,0,,,14" in lines
+
+
+def test_parse_jsonl_is_strict_json_with_string_nan(tmp_path) -> None:
+    out = tmp_path / "s.jsonl"
+    assert run("parse", LOG, "-o", str(out)).exit_code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]  # strict: no bare NaN
+    assert {"step": 200, "metric": "loss", "value": "nan"}.items() <= rows[4].items()
+
+
+def test_parse_parquet_keeps_nan(tmp_path) -> None:
+    out = tmp_path / "s.parquet"
+    assert run("parse", LOG, "-o", str(out)).exit_code == 0
+    frame = pd.read_parquet(out)
+    assert frame["value"].isna().sum() == 3 and len(frame) == 10
+
+
+def test_existing_output_is_not_overwritten_without_force(tmp_path) -> None:
+    out = tmp_path / "keep.csv"
+    out.write_text("precious")
+    result = run("parse", LOG, "-o", str(out))
+    assert result.exit_code == 2 and out.read_text() == "precious"
+    assert run("parse", LOG, "-o", str(out), "--force").exit_code == 0
+
+
+def test_input_errors_are_one_line_and_exit_2(tmp_path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    for args in (["parse", str(tmp_path / "nope.log")], ["parse", str(tmp_path)], ["parse", str(empty)],
+                 ["parse", LOG, "--format", "nope"], ["parse", LOG, "-o", str(tmp_path / "x.unknown")]):
+        result = run(*args)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("logsleuth: error:"), result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_verbose_shows_the_traceback(tmp_path) -> None:
+    result = run("-v", "parse", str(tmp_path / "nope.log"))
+    assert result.exit_code == 2 and "Traceback" in result.stderr
+
+
+def test_formats_lists_every_format_with_a_sample() -> None:
+    result = run("formats")
+    assert result.exit_code == 0
+    for name in ("caffe", "tensorflow", "keras", "hf_trainer", "fairseq", "megatron", "generic"):
+        assert name in result.stdout
+    assert "e.g. I0425" in result.stdout
+
+
+def test_stdin_dash() -> None:
+    data = (REAL_LOGS / "tf_hashtagprediction_6.log").read_bytes()
+    result = CliRunner().invoke(main, ["parse", "-"], input=data)
+    assert result.exit_code == 0 and "2458,loss,nan" in result.stdout

@@ -1,0 +1,58 @@
+"""Every real log in ../shared/real_logs is detected and parsed; where labels.csv gives a
+plain step, the first non-finite loss / grad-norm / overflow event is at that step, and
+healthy logs contain no non-finite value at all."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from click.testing import CliRunner
+
+import logsleuth
+from logsleuth.cli import main
+
+from .conftest import REAL_LOGS, real_log_labels
+
+LABELS = real_log_labels()
+IDS = [row["file"] for row in LABELS]
+
+
+@pytest.mark.parametrize("row", LABELS, ids=IDS)
+def test_parsed_with_records_or_events(row: dict[str, str]) -> None:
+    series = logsleuth.read_log(REAL_LOGS / row["file"])
+    assert series.format != "generic" or row["framework"] == "tensorflow", series.format
+    assert len(series.frame) or series.events, "nothing extracted"
+    assert series.unparsed == 0
+
+
+@pytest.mark.parametrize("row", [r for r in LABELS if r["first_nonfinite_iter"].isdigit()],
+                         ids=[r["file"] for r in LABELS if r["first_nonfinite_iter"].isdigit()])
+def test_first_nonfinite_step_matches_label(row: dict[str, str]) -> None:
+    found = logsleuth.read_log(REAL_LOGS / row["file"]).first_nonfinite()
+    assert found is not None
+    assert found.step == int(row["first_nonfinite_iter"])
+    assert found.text, "the evidence line must carry its text"
+
+
+@pytest.mark.parametrize("row", [r for r in LABELS if r["signature"] == "healthy"],
+                         ids=[r["file"] for r in LABELS if r["signature"] == "healthy"])
+def test_healthy_logs_have_no_nonfinite_value(row: dict[str, str]) -> None:
+    series = logsleuth.read_log(REAL_LOGS / row["file"])
+    assert series.frame["value"].map(math.isfinite).all()
+    assert series.first_nonfinite() is None
+
+
+@pytest.mark.parametrize("row", [r for r in LABELS if r["first_nonfinite_iter"]],
+                         ids=[r["file"] for r in LABELS if r["first_nonfinite_iter"]])
+def test_logs_with_a_failure_show_it(row: dict[str, str]) -> None:
+    assert logsleuth.read_log(REAL_LOGS / row["file"]).first_nonfinite() is not None
+
+
+def test_cli_parses_every_real_log_to_csv() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["parse", *[str(REAL_LOGS / f) for f in IDS]])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert header == "step,metric,value,phase,segment,rank,epoch,line,source"
+    assert ",nan," in result.stdout and ",-nan," not in result.stdout
