@@ -81,7 +81,7 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
 
 def ranks_of(chunk: bytes, positions: np.ndarray, newlines: np.ndarray) -> np.ndarray | None:
     """Rank of each position from ``[rank3]:``-style line prefixes, or None if there are none."""
-    if b"[rank" not in chunk and b"[default" not in chunk and b"[RANK " not in chunk:
+    if _RANK_RX.search(chunk) is None:  # one pass; most logs have no rank prefixes
         return None
     found = [(m.start(), int(m.group(1))) for m in _RANK_RX.finditer(chunk)]
     if not found:

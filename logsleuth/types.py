@@ -108,7 +108,8 @@ class RunSeries:
         return sorted(self.frame["metric"].unique().tolist())
 
     def first_nonfinite(self) -> NonFinite | None:
-        """The first non-finite loss / grad-norm value or non-finite event, by line."""
+        """The first non-finite loss / grad-norm value or non-finite event, by line (an event
+        wins a tie: on a progress-bar line it was printed before the value went non-finite)."""
         f = self.frame
         watched = f["metric"].map(lambda m: is_loss_metric(m) or m in GRAD_METRICS)
         bad = f[watched.astype(bool) & ~pd.Series(f["value"].map(math.isfinite), index=f.index).astype(bool)]
@@ -119,7 +120,7 @@ class RunSeries:
             step = None if pd.isna(row["step"]) else int(row["step"])
             best = NonFinite(step, line, str(row["metric"]), self.texts.get(line, ""), "value")
         for ev in self.events:
-            if ev.kind in NONFINITE_EVENTS and (best is None or ev.line < best.line):
+            if ev.kind in NONFINITE_EVENTS and (best is None or ev.line <= best.line):
                 best = NonFinite(ev.step, ev.line, ev.kind, ev.text, "event")
                 break
         return best

@@ -58,7 +58,7 @@ FORMAT = Format(
     samples=(
         "{'loss': 0.2051, 'grad_norm': nan, 'learning_rate': 9.774074342405685e-06, 'epoch': 0.53}",
         "{'eval_loss': 0.6123, 'eval_runtime': 1.2, 'eval_samples_per_second': 80.1, 'epoch': 1.0}",
-        "  eval_loss               =        nan",
+        "***** eval metrics *****\n  epoch                   =        5.0\n  eval_loss               =        nan",
     ),
     sniff=(r"\{'loss': ", r"'learning_rate': ", r"\{'eval_loss': ", r"'grad_norm': ", r"\*\*\*\*\* (?:train|eval) metrics",
            r"\*\*\*\*\* Running training \*\*\*\*\*"),

@@ -43,7 +43,6 @@ FORMAT = Format(
     name="keras",
     title="Keras progress bars and epoch lines (verbose=1/2, Keras 1.x)",
     samples=(
-        "Epoch 1/10",
         "  4/234 [..............................] - ETA: 25:09:00 - loss: inf ",
         "249/249 [==============================] - 24s 96ms/step - loss: 2.3118 - acc: 0.1406 - val_loss: 1.7989",
         "1875/1875 - 3s - loss: 0.2913 - accuracy: 0.9160",

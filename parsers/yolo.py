@@ -4,7 +4,7 @@ behind CI timestamps). Columns follow the header when the chunk holds it
 (``Epoch GPU_mem box_loss cls_loss dfl_loss Instances Size`` in ultralytics,
 ``Epoch gpu_mem box obj cls labels img_size`` in YOLOv5), else YOLOv5's order.
 
-Step = epoch * batches per epoch + batch (epochs 0-based in the counter).
+Step = epoch index * batches per epoch + batch (YOLOv5 counts epochs from 0, ultralytics from 1).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
             continue
         names = names or _columns(chunk)
         epoch = int(head.group(1))
+        first_epoch = 1 if "dfl_loss" in names else 0  # ultralytics counts epochs from 1, YOLOv5 from 0
         bar = _BAR.search(chunk, m.end(), m.end() + 200)
-        step = epoch * int(bar.group(2)) + int(bar.group(1)) if bar else None
+        step = (epoch - first_epoch) * int(bar.group(2)) + int(bar.group(1)) if bar else None
         for name, value in zip(names, m.group(1).split()):
             out.records.append((m.start(), step, name, value, "train", float(epoch), None, None))
 
