@@ -25,11 +25,10 @@ because a 2-core machine running a process pool is noisy: one slow run from a
 background hiccup must not move the figure, and the median is still a time a user
 actually gets), MB/s, CPU seconds (user + system, the command's whole process tree),
 the largest single-process max RSS (exact, ``/usr/bin/time -f %M``), and the peak of
-the summed PSS over the command's process tree, sampled every 50 ms from ``/proc``. The
-last one
-is the figure the memory target is judged on: ``logsleuth`` forks a worker pool for
-large files, so one process' RSS understates what the command uses, while summing RSS
-would count the pages forked workers share with their parent several times.
+the summed PSS over the command's process tree, sampled every 50 ms from ``/proc``.
+The last one is the figure the memory target is judged on: ``logsleuth`` forks a
+worker pool for large files, so one process' RSS understates what the command uses,
+while summing RSS would count the pages forked workers share with their parent twice.
 
 Targets (from the spec), checked against the median: Caffe ``logsleuth parse`` at most
 1.5x the loop (stretch 1.0x) and peak memory under 200 MB; HF at most 1.0x the loop.
@@ -58,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MB = 1 << 20
 FLUSH_BYTES = 8 * MB
 SAMPLE_S = 0.05
@@ -80,32 +79,26 @@ _CAFFE_BLOCK_BYTES = 300  # about one train display block; only shapes the loss 
 
 
 class _BlockWriter:
-    """Collect strings and write them in big blocks; counts the bytes written."""
+    """Collect strings and write them to ``path`` in blocks of about ``FLUSH_BYTES`` chars."""
 
     def __init__(self, path: Path):
         self.f = open(path, "w", encoding="utf-8", newline="")
         self.parts: list[str] = []
         self.pending = 0
-        self.written = 0
 
-    def add(self, text: str, nbytes: int) -> None:
+    def add(self, text: str) -> None:
         self.parts.append(text)
-        self.pending += nbytes
+        self.pending += len(text)
         if self.pending >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
         self.f.write("".join(self.parts))
-        self.written += self.pending
         self.parts, self.pending = [], 0
 
     def close(self) -> None:
         self.flush()
         self.f.close()
-
-    @property
-    def total(self) -> int:
-        return self.written + self.pending
 
 
 @lru_cache(maxsize=None)
@@ -130,8 +123,8 @@ def generate_caffe(path: Path, target: int, seed: int = 0) -> None:
     total_iters = 20 * target // _CAFFE_BLOCK_BYTES
     tau, lr_step = total_iters / 4, max(1, total_iters // 3)
     nan_at = int(target * 0.97)
-    it, t, pid = 0, 35601.205826, 9167
-    while out.total < target:
+    it, t, pid, size = 0, 35601.205826, 9167, 0
+    while size < target:
         parts = []
         for _ in range(2000):
             it += 20
@@ -143,13 +136,16 @@ def generate_caffe(path: Path, target: int, seed: int = 0) -> None:
                 test_loss = smooth + 0.05 + abs(gauss(0, 0.02))
                 acc = min(0.99, max(0.0, 0.95 - 0.3 * test_loss + gauss(0, 0.01)))
                 parts.append(_CAFFE_TEST % (p, it, p, acc, p, test_loss, test_loss))
+                size += len(parts[-1])
             loss = max(0.001, smooth * (1 + 0.15 * gauss(0, 1)))
-            if nan_at is not None and out.total >= nan_at:
+            if nan_at is not None and size >= nan_at:
                 loss, nan_at = math.nan, None
             lr = 0.01 * 0.1 ** (it // lr_step)
             parts.append(_CAFFE_TRAIN % (p, it, ips, 20 / ips, loss, p, loss, loss, p, it, lr))
-        text = "".join(parts)
-        out.add(text, len(text))
+            size += len(parts[-1])
+            if size >= target:
+                break
+        out.add("".join(parts))
     out.close()
 
 
@@ -222,8 +218,7 @@ def generate_hf(path: Path, target: int, seed: int = 0) -> None:
             parts.append(_HF_LOSS % (loss, grad, 5e-05 * (1 - n / total), epoch))
             if n % 1000 == 0:
                 parts.append(_HF_EVAL % (round(smooth + 0.05, 4), round(1.2 + 0.05 * gauss(0, 1), 4), epoch))
-        text = "".join(parts)
-        out.add(text, len(text.encode()))
+        out.add("".join(parts))
     out.close()
 
 

@@ -9,6 +9,7 @@ Face Trainer dicts, DeepSpeed overflow messages glued to a bar).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from functools import lru_cache
 
 import ahocorasick_rs
@@ -19,6 +20,7 @@ from .parsers._base import Batch, Format
 
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
+_RANK_GATE = re.compile(rb"\[(?:rank|default|RANK )\d+\]")
 _BAR_LOOKBACK = 4096
 
 
@@ -65,23 +67,23 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     """
     stepless = [e[0] for e in out.events if e[1] is None]
     if records_too:
-        stepless += [r[0] for r in out.records if r[1] is None and r[2] is not None]
+        stepless += [p for p, s, m in zip(out.pos, out.step, out.metric) if s is None and m is not None]
     if not stepless:
         return
-    known = sorted(r[0] for r in out.records)
+    known = sorted(out.pos)
     seen: set[int] = set()
     for pos in sorted(set(stepless)):
-        i = np.searchsorted(known, pos) if known else 0
+        i = bisect_left(known, pos)
         lo = known[i - 1] + 1 if i else 0
         bar = _last_bar(chunk, lo, pos)
         if bar and bar[0] not in seen:
             seen.add(bar[0])
-            out.records.append((bar[0], bar[1], None, None, "bar", None, None, bar[2]))
+            out.add(bar[0], bar[1], None, None, "bar", None, None, bar[2])
 
 
 def ranks_of(chunk: bytes, positions: np.ndarray, newlines: np.ndarray) -> np.ndarray | None:
     """Rank of each position from ``[rank3]:``-style line prefixes, or None if there are none."""
-    if _RANK_RX.search(chunk) is None:  # one pass; most logs have no rank prefixes
+    if _RANK_GATE.search(chunk) is None:  # one literal-anchored pass; most logs have no rank prefixes
         return None
     found = [(m.start(), int(m.group(1))) for m in _RANK_RX.finditer(chunk)]
     if not found:

@@ -55,8 +55,9 @@ def line_text(chunk: bytes, pos: int, limit: int = 400) -> str:
     return chunk[start:min(end, start + limit)].decode("utf-8", "replace").strip()
 
 
-def _num(b: object) -> float:
-    return float(b) if b else _NAN  # type: ignore[arg-type]
+def _floats(values: list) -> np.ndarray:
+    """A column of numbers or None as float64 with NaN for None."""
+    return np.array(values, dtype=np.float64)
 
 
 @dataclass
@@ -81,51 +82,18 @@ class Prepared:
     texts: dict = field(default_factory=dict)  # line -> text of non-finite rows
 
 
-def _columns(batch: Batch) -> tuple[list, ...]:
-    """Blocks and tuple records -> eight parallel lists (pos, step, metric, value, phase,
-    epoch, it, total)."""
-    pos: list = []
-    step: list = []
-    metric: list = []
-    value: list = []
-    phase: list = []
-    for b_pos, b_step, b_metric, b_value, b_phase in batch.blocks:
-        n = len(b_pos)
-        pos += b_pos
-        step += map(_num, b_step) if b_step is not None else [_NAN] * n
-        metric += b_metric if isinstance(b_metric, list) else [b_metric] * n
-        value += b_value if b_value is not None else [None] * n
-        phase += [b_phase] * n
-    n_blocks = len(pos)
-    epoch = [_NAN] * n_blocks
-    it = [_NAN] * n_blocks
-    total = [_NAN] * n_blocks
-    if batch.records:
-        r_pos, r_step, r_metric, r_value, r_phase, r_epoch, r_it, r_total = zip(*batch.records)
-        pos += r_pos
-        step += [_NAN if s is None else s for s in r_step]
-        metric += r_metric
-        value += r_value
-        phase += r_phase
-        epoch += [_NAN if e is None else e for e in r_epoch]
-        it += [_NAN if i is None else i for i in r_it]
-        total += [_NAN if t is None else t for t in r_total]
-    return pos, step, metric, value, phase, epoch, it, total
-
-
 def prepare(chunk: bytes, batch: Batch) -> Prepared:
     """Sort, convert and locate one chunk's findings; no knowledge of other chunks needed."""
     nl = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
-    pos, step, metric, value, phase, epoch, it, total = _columns(batch)
-    pos_a = np.array(pos, dtype=np.int64)
+    pos_a = np.array(batch.pos, dtype=np.int64)
     order = np.argsort(pos_a, kind="stable")
     pos_a = pos_a[order]
-    metric_a = np.array(metric, dtype=object)[order]
+    metric_a = np.array(batch.metric, dtype=object)[order]
     is_row = metric_a != None  # noqa: E711 (elementwise)
-    values, bad = to_floats([v for v, keep in zip(np.array(value, dtype=object)[order], is_row) if keep])
+    values, bad = to_floats([v for v, keep in zip(np.array(batch.value, dtype=object)[order], is_row) if keep])
     value_a = np.full(len(pos_a), _NAN)
     value_a[is_row] = values
-    phase_a = np.array(phase, dtype=object)[order]
+    phase_a = np.array(batch.phase, dtype=object)[order]
     unparsed = []
     if bad:
         rows = np.flatnonzero(is_row)[bad]
@@ -133,8 +101,8 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
         unparsed = [(int(np.searchsorted(nl, pos_a[i])), line_text(chunk, int(pos_a[i]))) for i in rows]
     prep = Prepared(
         newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a),
-        step=np.array(step, dtype=np.float64)[order], epoch=np.array(epoch, dtype=np.float64)[order],
-        it=np.array(it, dtype=np.float64)[order], total=np.array(total, dtype=np.float64)[order],
+        step=_floats(batch.step)[order], epoch=_floats(batch.epoch)[order],
+        it=_floats(batch.it)[order], total=_floats(batch.total)[order],
         metric=metric_a, value=value_a, phase=phase_a, bar=phase_a == "bar",
         rank=ranks_of(chunk, pos_a, nl),
     )

@@ -251,7 +251,6 @@ class TemplateHandler:
     metrics: tuple[tuple[int, str, str], ...]  # (group, metric, phase)
 
     def __call__(self, matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        append = out.records.append
         si, ei, metrics = self.step, self.epoch, self.metrics
         for m in matches:
             pos = m.start()
@@ -261,7 +260,7 @@ class TemplateHandler:
                 out.marker(pos, step, epoch)
                 continue
             for group, metric, phase in metrics:
-                append((pos, step, metric, m.group(group), phase, epoch, None, None))
+                out.add(pos, step, metric, m.group(group), phase, epoch)
 
 
 def _metric_name(raw: str, phase: str | None, aliases: Mapping[str, str]) -> tuple[str, str]:

@@ -19,42 +19,72 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from ._grammar import KEY, NUM, VAL, snake
 
-# record = (pos, step, metric, value, phase, epoch, iter_in_epoch, iters_per_epoch)
-# metric None marks a *marker*: it only carries step/epoch state and is never output.
-Record = tuple
 
 
 class Batch:
-    """Output of one chunk: records (as tuples, or as column *blocks* for hot rules),
-    events, hyperparameters, unparsed lines."""
+    """Output of one chunk: records as eight parallel columns (position, step, metric,
+    value, phase, epoch, iteration in epoch, iterations per epoch), plus events,
+    hyperparameters and unparsed lines. A ``None`` metric marks a *marker*: it only
+    carries step/epoch state and is never output."""
 
-    __slots__ = ("records", "blocks", "events", "hparams", "unparsed")
+    __slots__ = ("pos", "step", "metric", "value", "phase", "epoch", "it", "total", "events", "hparams",
+                 "unparsed")
 
     def __init__(self) -> None:
-        self.records: list[Record] = []
-        #: column blocks: (positions, steps, metric, values, phase); metric and phase may be
-        #: one string for the whole block or a list; steps may be None (all inherited)
-        self.blocks: list[tuple] = []
+        self.pos: list[int] = []
+        self.step: list[int | None] = []
+        self.metric: list[str | None] = []
+        self.value: list[bytes | None] = []
+        self.phase: list[str] = []
+        self.epoch: list[float | None] = []
+        self.it: list[int | None] = []
+        self.total: list[int | None] = []
         self.events: list[tuple] = []  # (pos, step, kind, fields)
         self.hparams: list[tuple] = []  # (pos, key, value)
         self.unparsed: list[int] = []  # positions of metric-looking lines we could not read
 
-    def metric(self, pos: int, step: int | None, name: str, value: bytes, phase: str = "train",
-               epoch: float | None = None) -> None:
-        self.records.append((pos, step, name, value, phase, epoch, None, None))
+    def add(self, pos: int, step: int | None, metric: str | None, value: bytes | None, phase: str = "train",
+            epoch: float | None = None, it: int | None = None, total: int | None = None) -> None:
+        """One record (``metric`` None: a marker)."""
+        self.pos.append(pos)
+        self.step.append(step)
+        self.metric.append(metric)
+        self.value.append(value)
+        self.phase.append(phase)
+        self.epoch.append(epoch)
+        self.it.append(it)
+        self.total.append(total)
+
+    def metric_record(self, pos: int, step: int | None, name: str, value: bytes, phase: str = "train") -> None:
+        self.add(pos, step, name, value, phase)
 
     def block(self, pos: list[int], step: list[bytes] | None, metric: str | list[str | None],
               value: list[bytes | None] | None, phase: str = "train") -> None:
-        """Add many records at once (the fast path: no per-record tuple)."""
-        if pos:
-            self.blocks.append((pos, step, metric, value, phase))
+        """Many records at once: the fast path for hot rules (no per-record call)."""
+        n = len(pos)
+        if not n:
+            return
+        self.pos += pos
+        self.step += [int(s) if s else None for s in step] if step is not None else [None] * n
+        self.metric += metric if isinstance(metric, list) else [metric] * n
+        self.value += value if value is not None else [None] * n
+        self.phase += [phase] * n
+        none = [None] * n
+        self.epoch += none
+        self.it += none
+        self.total += none
 
     def marker(self, pos: int, step: int | None = None, epoch: float | None = None,
                it: int | None = None, total: int | None = None) -> None:
-        self.records.append((pos, step, None, None, "train", epoch, it, total))
+        self.add(pos, step, None, None, "train", epoch, it, total)
 
     def event(self, pos: int, kind: str, step: int | None = None, **fields: object) -> None:
         self.events.append((pos, step, kind, fields))
+
+    @property
+    def records(self) -> list[tuple]:
+        """The records as tuples (for tests and tools; the pipeline uses the columns)."""
+        return list(zip(self.pos, self.step, self.metric, self.value, self.phase, self.epoch, self.it, self.total))
 
 
 def _literal_prefix(source: str) -> bytes:
@@ -148,16 +178,16 @@ ALIASES: dict[str, str] = {
     "validation_loss": "eval_loss",
 }
 
-_CANON_CACHE: dict[bytes, str] = {}
+_CANON_CACHE: dict[tuple[int, bytes], str] = {}
 
 
 def canonical(key: bytes | str, aliases: Mapping[str, str] | None = None) -> str:
     """Map a printed key to its canonical snake_case metric name (cached: keys repeat)."""
     raw = key if isinstance(key, bytes) else key.encode()
-    if aliases is None:
-        hit = _CANON_CACHE.get(raw)
-        if hit is not None:
-            return hit
+    cache_key = (id(aliases), raw)
+    hit = _CANON_CACHE.get(cache_key)
+    if hit is not None:
+        return hit
     text = raw.decode("utf-8", "replace").strip().lower()
     prefix = ""
     if "/" in text:  # wandb-style namespaces: "train/loss" -> loss, "eval/loss" -> eval_loss
@@ -168,8 +198,8 @@ def canonical(key: bytes | str, aliases: Mapping[str, str] | None = None) -> str
         name = "eval_" + name.split("_", 1)[1]
     if prefix and not name.startswith("eval_"):
         name = prefix + name
-    if aliases is None:
-        _CANON_CACHE[raw] = name
+    if len(_CANON_CACHE) < 100_000:
+        _CANON_CACHE[cache_key] = name
     return name
 
 
@@ -250,10 +280,9 @@ def keyed(names: Mapping[bytes, str], phase: str = "train") -> Handler:
     """Groups ``step``, ``key``, ``value``: the key picks the metric name from ``names``."""
 
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        append = out.records.append
         for m in matches:
             step, key, value = m.group("step", "key", "value")
-            append((m.start(), _int(step), names[key], value, phase, None, None, None))
+            out.add(m.start(), _int(step), names[key], value, phase)
 
     return handle
 
@@ -285,7 +314,7 @@ def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mappi
                 name = canonical(key, aliases)
                 if name in skipped or name in steps or is_noise(name):
                     continue
-                out.records.append((pos, step, name, value, phase or phase_of(name), epoch, it, total))
+                out.add(pos, step, name, value, phase or phase_of(name), epoch, it, total)
 
     return handle
 

@@ -34,7 +34,7 @@ def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for pos, step, _, _, extra in found:
         if extra:  # NVCaffe: ", m = 0.9, wd = 0.0005, gs = 1"
             for k, v in _EXTRA_RX.findall(extra):
-                out.metric(pos, int(step), _EXTRA_NAMES.get(k, snake(k.decode())), v)
+                out.metric_record(pos, int(step), _EXTRA_NAMES.get(k, snake(k.decode())), v)
 
 
 def _output_name(raw: bytes, phase: str) -> str:
@@ -62,8 +62,8 @@ def _outputs(phase: str):
 
 def _test_score(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
-        out.records.append((m.start(), None, f"eval_score_{int(m.group('idx'))}", m.group("value"), "eval",
-                            None, None, None))
+        out.add(m.start(), None, f"eval_score_{int(m.group('idx'))}", m.group("value"), "eval",
+                            None, None, None)
 
 
 def _prototxt_echo(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

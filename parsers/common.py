@@ -40,7 +40,7 @@ def _fpe(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         step = int(m.group("step"))
         out.events.append((m.start(), step, "nonfinite", {"message": m.group(0).decode("utf-8", "replace")}))
-        out.records.append((m.start(), step, None, None, "train", None, None, None))
+        out.add(m.start(), step, None, None, "train", None, None, None)
 
 
 def _tensor_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -49,7 +49,7 @@ def _tensor_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
     for m in matches:
         for key, value in _TENSOR_KV.findall(m.group("body")):
-            out.records.append((m.start(), None, canonical(key), value, "train", None, None, None))
+            out.add(m.start(), None, canonical(key), value, "train", None, None, None)
 
 
 def _checkpoint(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -57,7 +57,7 @@ def _checkpoint(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         step = int(m.group("step"))
         out.events.append((m.start(), step, "checkpoint", {}))
-        out.records.append((m.start(), step, None, None, "train", None, None, None))
+        out.add(m.start(), step, None, None, "train", None, None, None)
 
 
 def _error(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

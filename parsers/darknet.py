@@ -22,7 +22,7 @@ def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
             continue
         step = int(head.group(1))
         for name, value in (("loss", head.group(2)), ("avg_loss", head.group(3)), ("lr", m.group(1))):
-            out.records.append((m.start(), step, name, value, "train", None, None, None))
+            out.add(m.start(), step, name, value, "train", None, None, None)
 
 
 FORMAT = Format(

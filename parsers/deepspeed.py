@@ -21,8 +21,8 @@ _DESC_KV = re.compile(rb"([A-Za-z_][\w/.\-]*):\s+(" + VAL.encode() + rb")")
 def _step_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         step = int(m.group(1))
-        out.records.append((m.start(), step, "skipped_steps", m.group(2), "train", None, None, None))
-        out.records.append((m.start(), step, "lr", m.group(3), "train", None, None, None))
+        out.add(m.start(), step, "skipped_steps", m.group(2), "train", None, None, None)
+        out.add(m.start(), step, "lr", m.group(3), "train", None, None, None)
 
 
 def _bar_description(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -32,7 +32,7 @@ def _bar_description(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         step = int(bar.group(1)) if bar else None
         for key, value in _DESC_KV.findall(m.group(1)):
             name = canonical(key)
-            out.records.append((m.start(), step, name, value, phase_of(name), None, None, None))
+            out.add(m.start(), step, name, value, phase_of(name), None, None, None)
 
 
 def _config_echo(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

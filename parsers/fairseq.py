@@ -40,8 +40,8 @@ def _epoch_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
                 continue
             if valid:
                 name = name if name.startswith("eval_") else f"eval_{name}"
-            out.records.append((m.start(), step, name, value, "eval" if valid else "train",
-                                float(epoch), None, None))
+            out.add(m.start(), step, name, value, "eval" if valid else "train",
+                                float(epoch), None, None)
 
 
 FORMAT = Format(

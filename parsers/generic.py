@@ -30,7 +30,7 @@ def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         step, epoch = where.get("step"), where.get("epoch")
         it, total = where.get("iter"), where.get("total")
         for name, value in pairs:
-            out.records.append((start, step, name, value, phase_of(name), epoch, it, total))
+            out.add(start, step, name, value, phase_of(name), epoch, it, total)
 
 
 FORMAT = Format(

@@ -41,7 +41,7 @@ def _dict_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, step, pairs = _pairs(m.group(1), _ITEM)
         for name, value in pairs:
-            out.records.append((m.start(), step, name, value, phase_of(name), epoch, None, None))
+            out.add(m.start(), step, name, value, phase_of(name), epoch, None, None)
 
 
 def _metrics_block(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -49,7 +49,7 @@ def _metrics_block(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         epoch, _, pairs = _pairs(m.group(1), _BLOCK_ITEM)
         phase = "eval" if m.group(0).startswith(b"***** eval") else "train"
         for name, value in pairs:
-            out.records.append((m.start(), None, name, value, phase, epoch, None, None))
+            out.add(m.start(), None, name, value, phase, epoch, None, None)
 
 
 FORMAT = Format(

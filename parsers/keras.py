@@ -36,7 +36,7 @@ def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
             name = canonical(key)
             if name in _SKIP:
                 continue
-            out.records.append((m.start(), None, name, value, phase_of(name), None, it, total))
+            out.add(m.start(), None, name, value, phase_of(name), None, it, total)
 
 
 FORMAT = Format(

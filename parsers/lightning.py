@@ -22,10 +22,10 @@ def _bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         step = epoch * total + it
         pairs = [(canonical(k), v) for k, v in _KV.findall(m.group(4) or b"")]
         if not pairs:
-            out.records.append((m.start(), step, None, None, "train", float(epoch), None, None))
+            out.add(m.start(), step, None, None, "train", float(epoch), None, None)
         for name, value in pairs:
             if name not in _SKIP:
-                out.records.append((m.start(), step, name, value, phase_of(name), float(epoch), None, None))
+                out.add(m.start(), step, name, value, phase_of(name), float(epoch), None, None)
 
 
 FORMAT = Format(

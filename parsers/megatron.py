@@ -34,7 +34,7 @@ def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         step = int(m.group(1))
         fields = _fields(m.group(2))
         for name, value in fields:
-            out.records.append((m.start(), step, name, value, "train", None, None, None))
+            out.add(m.start(), step, name, value, "train", None, None, None)
         if not any("loss" in n and "scale" not in n for n, _ in fields):
             out.event(m.start(), "loss_missing", step, message="iteration line without a loss field")
         if not fields:
@@ -44,7 +44,7 @@ def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 def _validation(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         for name, value in _fields(m.group(2)):
-            out.records.append((m.start(), int(m.group(1)), name, value, "eval", None, None, None))
+            out.add(m.start(), int(m.group(1)), name, value, "eval", None, None, None)
 
 
 FORMAT = Format(

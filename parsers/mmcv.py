@@ -23,7 +23,7 @@ def _records(m: re.Match[bytes], out: Batch, step: int | None, epoch: float | No
             continue
         if phase == "eval" and not name.startswith("eval_"):
             name = f"eval_{name}"
-        out.records.append((m.start(), step, name, value, phase, epoch, None, None))
+        out.add(m.start(), step, name, value, phase, epoch, None, None)
 
 
 def _epoch_line(phase: str):

@@ -39,32 +39,32 @@ def _imagenet(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
         step = epoch * total + it
         for name, value in _avg_pairs(m.group(4)):
-            out.records.append((m.start(), step, name, value, "train", float(epoch), None, None))
+            out.add(m.start(), step, name, value, "train", float(epoch), None, None)
 
 
 def _test_batch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         for name, value in _avg_pairs(m.group(1), "eval_"):
-            out.records.append((m.start(), None, name, value, "eval", None, None, None))
+            out.add(m.start(), None, name, value, "eval", None, None, None)
 
 
 def _mnist(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, seen, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        out.records.append((m.start(), (epoch - 1) * total + seen, "loss", m.group(4), "train", float(epoch),
-                            None, None))
+        out.add(m.start(), (epoch - 1) * total + seen, "loss", m.group(4), "train", float(epoch),
+                            None, None)
 
 
 def _mnist_test(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
-        out.records.append((m.start(), None, "eval_loss", m.group(1), "eval", None, None, None))
+        out.add(m.start(), None, "eval_loss", m.group(1), "eval", None, None, None)
 
 
 def _timm(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
         for name, value in _avg_pairs(m.group(4)) + _plain_lr(m.group(4)):
-            out.records.append((m.start(), epoch * total + it, name, value, phase_of(name), float(epoch), None, None))
+            out.add(m.start(), epoch * total + it, name, value, phase_of(name), float(epoch), None, None)
 
 
 _LR = re.compile(rb"LR:\s+(" + NUM.encode() + rb")")

@@ -20,7 +20,7 @@ _PAIR = re.compile(rb"(\w+) = (" + NUM.encode() + rb")")
 def _estimator(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """``loss = 0.52, step = 1200`` (value first, step second)."""
     for m in matches:
-        out.records.append((m.start(), int(m.group(2)), "loss", m.group(1), "train", None, None, None))
+        out.add(m.start(), int(m.group(2)), "loss", m.group(1), "train", None, None, None)
 
 
 def _eval_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -31,7 +31,7 @@ def _eval_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
             if name == "global_step":
                 continue
             name = name if name.startswith("eval_") else f"eval_{name}"
-            out.records.append((m.start(), step, name, value, "eval", None, None, None))
+            out.add(m.start(), step, name, value, "eval", None, None, None)
 
 
 FORMAT = Format(

@@ -43,7 +43,7 @@ def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         bar = _BAR.search(chunk, m.end(), m.end() + 200)
         step = (epoch - first_epoch) * int(bar.group(2)) + int(bar.group(1)) if bar else None
         for name, value in zip(names, m.group(1).split()):
-            out.records.append((m.start(), step, name, value, "train", float(epoch), None, None))
+            out.add(m.start(), step, name, value, "train", float(epoch), None, None)
 
 
 FORMAT = Format(
