@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from .parsers._base import Format
 
@@ -88,5 +89,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         empty = pd.DataFrame({c: [] for c in COLUMNS})
         return empty.astype({"step": "Int64", "value": "float64", "segment": "int64", "rank": "Int64",
                              "epoch": "float64", "line": "int64", "metric": "category", "phase": "category"})
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.astype({"metric": "category", "phase": "category"})
+    metric = union_categoricals([f["metric"] for f in frames])
+    frame = pd.concat([f.drop(columns="metric") for f in frames], ignore_index=True)
+    frame.insert(1, "metric", metric)
+    return frame.astype({"phase": "category"})

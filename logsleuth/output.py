@@ -34,13 +34,21 @@ def output_kind(path: str | None) -> str:
     raise InputError(f"{path}: cannot tell the output kind from the suffix; use .csv, .jsonl or .parquet, or --to")
 
 
+def _text(column: pd.Series) -> pa.Array:
+    """A text column as Arrow: categoricals stay dictionary-encoded (cheap), strings as-is."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return pa.DictionaryArray.from_arrays(pa.array(column.cat.codes.to_numpy(), pa.int32()),
+                                              pa.array(column.cat.categories.astype(str).to_numpy(), pa.string()))
+    return pa.array(column.astype(str).to_numpy(), pa.string())
+
+
 def to_arrow(frame: pd.DataFrame, source: str | None = None) -> pa.Table:
     """The frame as an Arrow table with NaN kept as NaN (not turned into null)."""
     cols = {
         "step": pa.array(frame["step"].astype("Int64"), pa.int64(), from_pandas=True),
-        "metric": pa.array(frame["metric"].astype(str).to_numpy(), pa.string()),
+        "metric": _text(frame["metric"]),
         "value": pa.array(frame["value"].to_numpy(dtype="float64"), pa.float64(), from_pandas=False),
-        "phase": pa.array(frame["phase"].astype(str).to_numpy(), pa.string()),
+        "phase": _text(frame["phase"]),
         "segment": pa.array(frame["segment"].to_numpy(dtype="int64"), pa.int64()),
         "rank": pa.array(frame["rank"].astype("Int64"), pa.int64(), from_pandas=True),
         "epoch": pa.array(frame["epoch"].to_numpy(dtype="float64"), pa.float64(), from_pandas=True),

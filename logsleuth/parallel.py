@@ -10,6 +10,7 @@ take the single-process path, which produces identical output.
 from __future__ import annotations
 
 import os
+from collections import deque
 from typing import Iterator
 
 from .io import CHUNK, LogInput, clean
@@ -79,4 +80,16 @@ def prepared_chunks(log: LogInput, fmt: Format, jobs: int | None = None) -> Iter
     ctx = multiprocessing.get_context("fork")
     spans = _ranges(log.name, log.size or 0, CHUNK)
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(fmt, log.name)) as pool:
-        yield from pool.imap(_scan_range, spans, chunksize=1)
+        yield from _bounded(pool, spans, window=jobs + 1)
+
+
+def _bounded(pool, spans: list[tuple[int, int]], window: int) -> Iterator[tuple[int, Prepared]]:
+    """Results in order, with at most ``window`` chunks in flight: memory stays bounded
+    even when writing the output is slower than scanning."""
+    pending: deque = deque()
+    for span in spans:
+        pending.append(pool.apply_async(_scan_range, (span,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()

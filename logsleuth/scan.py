@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from functools import lru_cache
 
 import ahocorasick_rs
 import numpy as np
 
 from .parsers import COMMON_RULES
-from .parsers._base import Batch, Format
+from .parsers._base import Batch, Format, Rule
+from .parsers._columns import ColumnRule, extract
 
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
@@ -24,24 +24,42 @@ _RANK_GATE = re.compile(rb"\[(?:rank|default|RANK )\d+\]")
 _BAR_LOOKBACK = 4096
 
 
-@lru_cache(maxsize=1)
-def _common_gate() -> "ahocorasick_rs.BytesAhoCorasick":
-    """One multi-pattern automaton over the anchors of the cross-format rules.
+_GATES: dict[int, tuple[Format, "ahocorasick_rs.BytesAhoCorasick", tuple[Rule, ...]]] = {}
 
-    Those messages are rare, so testing 25 anchors one by one would scan each chunk 25
-    times; a single Aho-Corasick pass (SIMD prefilter, in Rust) says which are present.
+
+def _gate(fmt: Format) -> tuple["ahocorasick_rs.BytesAhoCorasick", tuple[Rule, ...]]:
+    """One multi-pattern automaton over the anchors of the format's per-match rules and
+    of the cross-format rules.
+
+    Most of those messages are rare, so testing 30 anchors one by one would scan each
+    chunk 30 times; a single Aho-Corasick pass (SIMD prefilter, in Rust) says which
+    occur. Column rules are not in it: their anchors are on nearly every line.
     """
-    return ahocorasick_rs.BytesAhoCorasick([r.anchor for r in COMMON_RULES])
+    cached = _GATES.get(id(fmt))
+    if cached is None or cached[0] is not fmt:
+        rules = tuple(r for r in fmt.rules if not isinstance(r, ColumnRule)) + COMMON_RULES
+        cached = _GATES[id(fmt)] = (fmt, ahocorasick_rs.BytesAhoCorasick([r.anchor for r in rules]), rules)
+    return cached[1], cached[2]
 
 
 def scan_chunk(fmt: Format, chunk: bytes) -> Batch:
     """Run ``fmt``'s rules and the cross-format event rules over ``chunk``."""
     out = Batch()
+    automaton, rules = _gate(fmt)
+    present = {i for i, _, _ in automaton.find_matches_as_indexes(chunk, overlapping=True)}
+    for i in sorted(present):  # registry order: format rules first, then the common ones
+        rules[i].run(chunk, out)
+    line_starts = None
     for rule in fmt.rules:
-        rule.apply(chunk, out)
-    present = {i for i, _, _ in _common_gate().find_matches_as_indexes(chunk)}
-    for i in sorted(present):
-        COMMON_RULES[i].run(chunk, out)
+        if isinstance(rule, ColumnRule) and rule.anchor in chunk:
+            if line_starts is None:
+                line_starts = np.r_[0, np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10) + 1]
+            found = extract(rule, chunk, line_starts)
+            if found is not None:
+                pos, step, metric, values, bad, hparams = found
+                out.arrays.append((pos, step, metric, values, rule.phase))
+                out.unparsed += bad
+                out.hparams += hparams
     if fmt.bar_steps or out.events:
         _steps_from_bars(chunk, out, records_too=fmt.bar_steps)
     return out

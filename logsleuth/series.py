@@ -35,6 +35,7 @@ from .scan import ranks_of
 from .types import COLUMNS, Event, Hparam
 
 MAX_TEXTS = 20_000
+PHASES = ("train", "eval")
 _DEDUP_LINES = 4
 _NAN = math.nan
 
@@ -71,7 +72,8 @@ class Prepared:
     epoch: np.ndarray
     it: np.ndarray
     total: np.ndarray
-    metric: np.ndarray
+    metric: np.ndarray  # int32 codes into ``names``; -1 marks a marker (not a row)
+    names: np.ndarray
     value: np.ndarray
     phase: np.ndarray
     bar: np.ndarray
@@ -82,32 +84,47 @@ class Prepared:
     texts: dict = field(default_factory=dict)  # line -> text of non-finite rows
 
 
+def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[int]]:
+    """The per-record lists and the column rules' arrays as one set of numpy columns.
+    Returns the columns and the positions of values that are not numbers (dropped rows)."""
+    metric = np.array(batch.metric, dtype=object)
+    is_row = metric != None  # noqa: E711 (elementwise)
+    values, bad = to_floats([v for v, keep in zip(batch.value, is_row) if keep])
+    value = np.full(len(metric), _NAN)
+    value[is_row] = values
+    bad_pos = []
+    if bad:
+        rows = np.flatnonzero(is_row)[bad]
+        metric[rows] = None  # not a number: drop the row, count the line
+        bad_pos = [batch.pos[i] for i in rows]
+    cols = {"pos": [np.array(batch.pos, dtype=np.int64)], "step": [_floats(batch.step)], "metric": [metric],
+            "value": [value], "phase": [np.array(batch.phase, dtype=object)], "epoch": [_floats(batch.epoch)],
+            "it": [_floats(batch.it)], "total": [_floats(batch.total)]}
+    for pos, step, names, vals, phase in batch.arrays:
+        n = len(pos)
+        blank = np.full(n, _NAN)
+        for key, column in (("pos", pos), ("step", step), ("metric", names), ("value", vals),
+                            ("phase", np.full(n, phase, dtype=object)), ("epoch", blank), ("it", blank),
+                            ("total", blank)):
+            cols[key].append(column)
+    return {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}, bad_pos
+
+
 def prepare(chunk: bytes, batch: Batch) -> Prepared:
     """Sort, convert and locate one chunk's findings; no knowledge of other chunks needed."""
     nl = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
-    pos_a = np.array(batch.pos, dtype=np.int64)
-    order = np.argsort(pos_a, kind="stable")
-    pos_a = pos_a[order]
-    metric_a = np.array(batch.metric, dtype=object)[order]
-    is_row = metric_a != None  # noqa: E711 (elementwise)
-    values, bad = to_floats([v for v, keep in zip(np.array(batch.value, dtype=object)[order], is_row) if keep])
-    value_a = np.full(len(pos_a), _NAN)
-    value_a[is_row] = values
-    phase_a = np.array(batch.phase, dtype=object)[order]
-    unparsed = []
-    if bad:
-        rows = np.flatnonzero(is_row)[bad]
-        metric_a[rows] = None  # not a number: drop the row, count the line
-        unparsed = [(int(np.searchsorted(nl, pos_a[i])), line_text(chunk, int(pos_a[i]))) for i in rows]
+    cols, bad_pos = _merged_columns(batch)
+    order = np.argsort(cols["pos"], kind="stable")
+    cols = {name: column[order] for name, column in cols.items()}
+    pos_a, value_a, phase_a = cols["pos"], cols["value"], cols["phase"]
+    codes, names = pd.factorize(cols["metric"])  # strings -> small ints, once, in the worker
     prep = Prepared(
-        newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a),
-        step=_floats(batch.step)[order], epoch=_floats(batch.epoch)[order],
-        it=_floats(batch.it)[order], total=_floats(batch.total)[order],
-        metric=metric_a, value=value_a, phase=phase_a, bar=phase_a == "bar",
-        rank=ranks_of(chunk, pos_a, nl),
+        newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a), step=cols["step"], epoch=cols["epoch"],
+        it=cols["it"], total=cols["total"], metric=codes.astype(np.int32), names=np.asarray(names, dtype=object),
+        value=value_a, phase=phase_a, bar=phase_a == "bar", rank=ranks_of(chunk, pos_a, nl),
     )
-    prep.unparsed = unparsed + [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in batch.unparsed]
-    bad_rows = np.flatnonzero(~np.isfinite(value_a) & (metric_a != None))[:MAX_TEXTS]  # noqa: E711
+    prep.unparsed = [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in sorted(bad_pos + batch.unparsed)]
+    bad_rows = np.flatnonzero(~np.isfinite(value_a) & (codes >= 0))[:MAX_TEXTS]
     prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in bad_rows}
     for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
         prep.events.append((int(np.searchsorted(nl, p)), p, s, kind, fields, line_text(chunk, p)))
@@ -212,13 +229,13 @@ class Assembler:
     # ---- rows ---------------------------------------------------------------------
 
     def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> pd.DataFrame:
-        rows = np.flatnonzero(prep.metric != None)  # noqa: E711
+        rows = np.flatnonzero(prep.metric >= 0)
         rank = prep.rank[rows] if prep.rank is not None else np.full(len(rows), _NAN)
         frame = pd.DataFrame({
             "step": pd.array(np.round(step[rows]), dtype="Float64").astype("Int64"),
-            "metric": prep.metric[rows],
+            "metric": pd.Categorical.from_codes(prep.metric[rows], categories=prep.names),
             "value": prep.value[rows],
-            "phase": prep.phase[rows],
+            "phase": pd.Categorical(prep.phase[rows], categories=PHASES),
             "segment": segment[rows],
             "rank": pd.array(rank, dtype="Float64").astype("Int64"),
             "epoch": prep.epoch[rows],

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 
+from ._columns import ColumnRule
 from ._grammar import KEY, NUM, VAL, snake
 
 
@@ -27,8 +28,8 @@ class Batch:
     hyperparameters and unparsed lines. A ``None`` metric marks a *marker*: it only
     carries step/epoch state and is never output."""
 
-    __slots__ = ("pos", "step", "metric", "value", "phase", "epoch", "it", "total", "events", "hparams",
-                 "unparsed")
+    __slots__ = ("pos", "step", "metric", "value", "phase", "epoch", "it", "total", "arrays", "events",
+                 "hparams", "unparsed")
 
     def __init__(self) -> None:
         self.pos: list[int] = []
@@ -39,6 +40,8 @@ class Batch:
         self.epoch: list[float | None] = []
         self.it: list[int | None] = []
         self.total: list[int | None] = []
+        #: column rules' output as numpy arrays: (pos, step, metric, value (float), phase)
+        self.arrays: list[tuple] = []
         self.events: list[tuple] = []  # (pos, step, kind, fields)
         self.hparams: list[tuple] = []  # (pos, key, value)
         self.unparsed: list[int] = []  # positions of metric-looking lines we could not read
@@ -146,7 +149,7 @@ class Format:
     title: str
     samples: tuple[str, ...]
     sniff: tuple[str, ...]
-    rules: tuple[Rule, ...]
+    rules: tuple["Rule | ColumnRule", ...]
     #: per-format metric renames applied after generic canonicalisation
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: records without a printed step take it from the nearest tqdm bar before them

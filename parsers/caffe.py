@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, event
-from ._grammar import NUM, snake
+from ._base import Batch, ColumnRule, Format, Rule, event, line_at
+from ._grammar import NUM, VAL, snake
 from .hparams import flatten_prototxt, parse_prototxt
 
 _EXTRA_RX = re.compile(rb", (\w+) = (" + NUM.encode() + rb")")
@@ -21,43 +21,30 @@ _EXTRA_NAMES = {b"m": "momentum", b"wd": "weight_decay", b"gs": "grad_scale"}
 _HEADLINE = {"loss", "lr"}
 
 
-_KEYS = {b"loss": "loss", b"lr": "lr", None: None}
+_ITER_RX = re.compile(rb"Iteration (\d+)")
 
 
-def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    """``Iteration N, loss|lr = X``; ``Iteration N, Testing net`` only sets the step (a marker)."""
-    found = [(m.start(), *m.groups()) for m in matches]  # pos, step, key, value, extra
-    if not found:
-        return
-    out.block([f[0] for f in found], [f[1] for f in found], [_KEYS[f[2]] for f in found],
-              [f[3] for f in found])
-    for pos, step, _, _, extra in found:
-        if extra:  # NVCaffe: ", m = 0.9, wd = 0.0005, gs = 1"
-            for k, v in _EXTRA_RX.findall(extra):
-                out.metric_record(pos, int(step), _EXTRA_NAMES.get(k, snake(k.decode())), v)
+def _extras(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """NVCaffe's ``Iteration N, lr = X, m = 0.9, wd = 0.0005, gs = 1`` extra fields."""
+    for m in matches:
+        start, _ = line_at(m.string, m.start())
+        it = _ITER_RX.search(m.string, start, m.start())
+        step = int(it.group(1)) if it else None
+        for k, v in _EXTRA_RX.findall(m.group(0)):
+            out.metric_record(m.start(), step, _EXTRA_NAMES.get(k, snake(k.decode())), v)
 
 
-def _output_name(raw: bytes, phase: str) -> str:
-    base = snake(raw.decode("utf-8", "replace")) or "output"
-    if phase == "eval":
-        return f"eval_{base}"
-    return f"output_{base}" if base in _HEADLINE else base
+def _output_name(phase: str):
+    """Train outputs keep their names (``output_`` when they collide with a headline
+    metric); test outputs become ``eval_<name>``."""
 
+    def name(raw: str) -> str:
+        base = snake(raw) or "output"
+        if phase == "eval":
+            return f"eval_{base}"
+        return f"output_{base}" if base in _HEADLINE else base
 
-def _outputs(phase: str):
-    """``Train|Test net output #k: name = v (* w = v loss)``; the step is inherited."""
-
-    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        found = [(m.start(), *m.groups()) for m in matches]  # pos, name, value, weight
-        if not found:
-            return
-        names = {raw: _output_name(raw, phase) for raw in {f[1] for f in found}}
-        out.block([f[0] for f in found], None, [names[f[1]] for f in found], [f[2] for f in found], phase)
-        weights = {names[f[1]]: (f[0], f[3]) for f in reversed(found) if f[3] is not None}
-        for name, (pos, weight) in weights.items():
-            out.hparams.append((pos, f"loss_weight.{name}", float(weight)))
-
-    return handle
+    return name
 
 
 def _test_score(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -99,15 +86,17 @@ FORMAT = Format(
         r"Initializing (?:solver|net) from parameters",
     ),
     rules=(
-        Rule("iteration", b"Iteration ",
-             r"Iteration (\d+)(?: \([^)\r\n]*\))?, (?:(loss|lr) = ({VAL})((?:, \w+ = {VAL})*)|Testing net)",
-             _iteration),
-        Rule("train-output", b"Train net output #",
-             r"Train net output #\d+: ([^=\r\n]+?) = ({VAL})(?: \(\\?\* ({VAL}) = {VAL} loss\))?",
-             _outputs("train")),
-        Rule("test-output", b"Test net output #",
-             r"Test net output #\d+: ([^=\r\n]+?) = ({VAL})(?: \(\\?\* ({VAL}) = {VAL} loss\))?",
-             _outputs("eval")),
+        ColumnRule("iteration", b"Iteration ",
+                   r"Iteration (?P<step>\d+)(?: \([^)\r\n]*\))?, (?:(?P<key>loss|lr) = (?P<value>{VAL})"
+                   r"|Testing net)", names=str),
+        Rule("nvcaffe-extras", b", m = ", r", m = {VAL}(?:, \w+ = {VAL})*", _extras),
+        ColumnRule("train-output", b"Train net output #",
+                   r"Train net output #\d+: (?P<name>[^=\r\n]+?) = (?P<value>{VAL})"
+                   r"(?: \(\\?\* (?P<weight>{VAL}) = [^)\r\n]* loss\))?",
+                   names=_output_name("train"), hparam=("loss_weight.{metric}", "weight")),
+        ColumnRule("test-output", b"Test net output #",
+                   r"Test net output #\d+: (?P<name>[^=\r\n]+?) = (?P<value>{VAL})", names=_output_name("eval"),
+                   phase="eval"),
         Rule("test-score", b"Test score #", r"Test score #(?P<idx>\d+): (?P<value>{NUM})", _test_score),
         Rule("solving", b"Solving ", r"Solving (?P<net>[^\r\n]+)", event("restart", cause="start")),
         Rule("param-echo", b"Initializing ",
