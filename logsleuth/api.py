@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterator
+import os
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import pandas as pd
 from pandas.api.types import union_categoricals
@@ -15,6 +16,9 @@ from .io import LogInput, open_log
 from .parallel import prepared_chunks
 from .series import Assembler
 from .types import COLUMNS, RunSeries
+
+if TYPE_CHECKING:
+    from .types import Diagnosis, Verdict
 
 Progress = Callable[[int], None]
 
@@ -93,3 +97,103 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frame = pd.concat([f.drop(columns="metric") for f in frames], ignore_index=True)
     frame.insert(1, "metric", metric)
     return frame.astype({"phase": "category"})
+
+
+def _sha256_in_background(path: str) -> Callable[[], str | None]:
+    """Hash a regular file in a thread (hashlib releases the GIL) while it is parsed."""
+    import hashlib
+    import os
+    import threading
+
+    if path == "-" or not os.path.isfile(path):
+        return lambda: None
+    result: dict[str, str] = {}
+
+    def run() -> None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(4 << 20), b""):
+                h.update(block)
+        result["hex"] = h.hexdigest()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def wait() -> str | None:
+        thread.join()
+        return result.get("hex")
+
+    return wait
+
+
+def diagnose(sources: "object | Sequence[object]", format: str | None = None) -> "Diagnosis":
+    """Diagnose one run from its log(s): several logs are attempts of the same job.
+
+    Parameters
+    ----------
+    sources : path, stream, RunSeries, or a list of them
+    format : str, optional
+        Force the log format (detected otherwise).
+
+    Returns
+    -------
+    Diagnosis
+        Verdict (signature code, confidence), first non-finite moment, ranked causes with
+        fixes for the framework that wrote the log, evidence lines, bad-sample location.
+    """
+    from .classify import classify
+    from .explain import bad_sample, evidence, rank_causes
+    from .features import compute_features
+    from .types import Diagnosis, InputInfo
+
+    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    runs, inputs = [], []
+    for item in items:
+        if isinstance(item, RunSeries):
+            runs.append(item)
+            inputs.append(InputInfo(item.source, item.format, item.size, None, item.compression))
+            continue
+        digest = _sha256_in_background(str(item)) if isinstance(item, (str, os.PathLike)) else (lambda: None)
+        run = read_log(item, format)
+        runs.append(run)
+        inputs.append(InputInfo(run.source, run.format, run.size, digest(), run.compression))
+    features = compute_features(runs)
+    verdict = classify(features)
+    first = next((r.first_nonfinite() for r in runs if r.first_nonfinite()), None)
+    framework = runs[0].format
+    causes = rank_causes(verdict, features, framework) if not verdict.benign and verdict.code != "I000" else ()
+    title = load_title(verdict, first)
+    verdict = replace(verdict, title=title)
+    return Diagnosis(
+        verdict=verdict, first_nonfinite=first, causes=causes, evidence=evidence(runs, features, verdict),
+        features=features, inputs=tuple(inputs), warnings=_warnings(runs),
+        bad_sample=bad_sample(runs, features) if verdict.code == "N202" else None,
+        next_steps=_next_steps(verdict),
+    )
+
+
+def load_title(verdict: "Verdict", first: object) -> str:
+    from .catalog import load_catalog
+
+    sig = load_catalog().signature(verdict.code)
+    return sig.format_title(step=getattr(first, "step", None), metric=getattr(first, "metric", None))
+
+
+def _warnings(runs: list[RunSeries]) -> tuple[str, ...]:
+    out = []
+    for r in runs:
+        if r.unparsed:
+            out.append(f"{r.source}: {r.unparsed} metric-looking line(s) could not be parsed "
+                       f"(first at line {r.unparsed_examples[0][0]})")
+        out += [f"{r.source}: {note}" for note in r.notes]
+        if r.frame.empty and not r.events:
+            out.append(f"{r.source}: no training metrics found (format {r.format}); try --log-format")
+    return tuple(out)
+
+
+def _next_steps(verdict: "Verdict") -> tuple[str, ...]:
+    if verdict.code == "I000":
+        return ("the log is too short or ambiguous: pass more of it (or every attempt of the job)",)
+    if verdict.benign:
+        return ()
+    return (f"logsleuth explain {verdict.code}",)

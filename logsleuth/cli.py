@@ -115,6 +115,54 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
 
 
 @main.command()
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--format", "output", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Report format.")
+@click.option("--oneline", is_flag=True, help="One line of at most 200 characters (schedulers, chat).")
+@click.option("--log-format", metavar="NAME", help="Force the log format (see `logsleuth formats`).")
+@click.option("--report", metavar="FILE", help="Also write the JSON report to FILE (never overwrites without --force).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
+@friendly
+def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str | None, report: str | None,
+             force: bool) -> None:
+    """Diagnose a training run from LOG... (several logs = attempts of the same job).
+
+    Exit code 0: no failure (healthy, benign, inconclusive); 1: failure diagnosed;
+    2: usage or input error.
+    """
+    from .api import diagnose as run_diagnosis
+    from .report import RENDERERS, oneline as one_line, to_json
+
+    if report and os.path.exists(report) and not force:
+        raise InputError(f"{report}: exists; pass --force to overwrite it")
+    result = run_diagnosis(list(logs), log_format)
+    if report:
+        with open(report, "w") as f:
+            f.write(to_json(result))
+    click.echo(one_line(result) if oneline else RENDERERS[output](result).rstrip("\n"))
+    sys.exit(1 if result.failed else 0)
+
+
+@main.command()
+def signatures() -> None:
+    """List the failure signatures logsleuth recognises."""
+    from .catalog import load_catalog
+
+    for sig in load_catalog().signatures.values():
+        click.echo(f"{sig.code}  {sig.slug:32s} {sig.summary}")
+
+
+@main.command(name="explain")
+@click.argument("code")
+@friendly
+def explain_code(code: str) -> None:
+    """Document a signature (e.g. N202) or a cause (e.g. C01)."""
+    from .catalog import load_catalog
+
+    click.echo(load_catalog().render_doc(code.upper()).rstrip("\n"))
+
+
+@main.command()
 @click.option("--samples/--no-samples", default=True, help="Show a sample line of each format.")
 def formats(samples: bool) -> None:
     """List the log formats logsleuth reads, each with a sample line."""

@@ -4,18 +4,18 @@ evidence shown to users).
 Every feature is a float (``nan`` = not applicable / not derivable; never ``inf``: every
 value is clipped to ``[-CLIP, CLIP]`` and growth rates are log-scale and bounded by
 ``RATE_CLIP``). :data:`FEATURES` lists them in vector order with unit and documentation;
-``logsleuth`` bumps :data:`FEATURE_SCHEMA_VERSION` whenever a name, a meaning or the order
-changes, so a trained classifier can refuse a vector it was not trained on.
+bump :data:`FEATURE_SCHEMA_VERSION` whenever a name, a meaning or the order changes, so a
+trained classifier can refuse a vector it was not trained on.
 
 Vocabulary used by the feature docs (decisions written down here, once):
 
 * **primary loss** -- the train-phase metric ``loss`` when printed; otherwise the only
   train loss-like metric (:func:`logsleuth.types.is_loss_metric`); otherwise, when only
-  components are printed (YOLO, a detectron2 ``loss_dict``), their sum per step (nan if
+  components are printed (YOLO, a detectron2 ``loss_dict``), their sum per line (nan if
   one is nan). Other train loss-like metrics are **components**, except running averages
   (``*avg*``) and Caffe's ``output_loss`` (the net output named ``loss``: the total again).
-* **rank** -- when several ranks print, the rank with most primary-loss records is used
-  (rows without a rank always count); events are counted from every rank.
+* **rank** -- when several ranks print, the curves use the rank with most loss records
+  (rows without a rank always count); non-finite values and events of every rank count.
 * **first non-finite** -- the first non-finite loss / grad-norm value (any phase) or
   non-finite event by line, an event winning a tie: what ``RunSeries.first_nonfinite``
   shows the user. ``first_nonfinite_*`` features describe it.
@@ -101,7 +101,7 @@ def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
                              for c in _COLS})
     out = pd.DataFrame({
         "step": pd.to_numeric(frame["step"], errors="coerce").astype(float),
-        "metric": frame["metric"].astype(str),
+        "metric": _categories(frame["metric"]),
         "value": pd.to_numeric(frame["value"], errors="coerce").astype(float),
         "phase": frame["phase"].astype(str),
         "segment": pd.to_numeric(frame["segment"], errors="coerce").fillna(0).astype(int),
@@ -112,12 +112,25 @@ def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("line", kind="stable").reset_index(drop=True)
 
 
+def _lossy(metric: pd.Series, exclude_avg: bool = False) -> pd.Series:
+    """is_loss_metric per row, evaluated once per distinct name (logs have millions of rows);
+    ``exclude_avg`` also drops running averages (``avg_loss``, ``train_loss_avg``)."""
+    names = [n for n in metric.unique() if is_loss_metric(n) and not (exclude_avg and "avg" in n)]
+    return metric.isin(names)
+
+
+def _categories(metric: pd.Series) -> pd.Series:
+    """Metric names as a categorical of str: comparisons and isin then cost one pass of codes."""
+    if isinstance(metric.dtype, pd.CategoricalDtype) and all(isinstance(c, str) for c in metric.cat.categories):
+        return metric
+    return metric.astype(str).astype("category")
+
+
 class _Run:
     """What the features share, computed lazily once: primary loss, failure, focus segment."""
 
-    def __init__(self, series: RunSeries, n_files: int = 1) -> None:
+    def __init__(self, series: RunSeries) -> None:
         self.series = series
-        self.n_files = n_files
         self.all_rows = _plain_frame(series.frame)
         self.events = tuple(series.events)
 
@@ -129,7 +142,7 @@ class _Run:
         ranks = f["rank"].dropna()
         if ranks.nunique() <= 1:
             return f
-        lossy = f[f["metric"].map(is_loss_metric) & f["rank"].notna()]
+        lossy = f[_lossy(f["metric"]) & f["rank"].notna()]
         chosen = lossy["rank"].value_counts().sort_index(kind="stable").idxmax() if len(lossy) else ranks.min()
         return f[f["rank"].isna() | (f["rank"] == chosen)].reset_index(drop=True)
 
@@ -140,7 +153,7 @@ class _Run:
     @cached_property
     def loss_name(self) -> str | None:
         """``loss``; else the only loss-like train metric; else the sum of the components."""
-        names = set(self.train["metric"][self.train["metric"].map(is_loss_metric)])
+        names = set(self.train["metric"][_lossy(self.train["metric"])])
         if "loss" in names or not names:
             return "loss" if names else None
         parts = {n for n in names if n != "output_loss" and "avg" not in n}
@@ -151,10 +164,9 @@ class _Run:
         if self.loss_name != SUM_OF_COMPONENTS:
             return self.train[self.train["metric"] == self.loss_name]
         comps = self.components
-        key = comps["step"].where(comps["step"].notna(), -comps["line"].astype(float))
-        grouped = comps.assign(key=key).groupby(["segment", "key"], sort=False)
-        total = grouped.agg(step=("step", "first"), line=("line", "min"), epoch=("epoch", "first"),
-                            rank=("rank", "first"), value=("value", lambda v: float(np.sum(v.to_numpy()))))
+        grouped = comps.groupby(["segment", "line"], sort=False)  # components of a line, summed
+        total = grouped.agg(step=("step", "first"), epoch=("epoch", "first"), rank=("rank", "first"),
+                            value=("value", lambda v: float(np.sum(v.to_numpy()))))
         total = total.reset_index().assign(metric=SUM_OF_COMPONENTS, phase="train")
         return total[_COLS].sort_values("line", kind="stable").reset_index(drop=True)
 
@@ -164,7 +176,7 @@ class _Run:
     @cached_property
     def components(self) -> pd.DataFrame:
         m = self.train["metric"]
-        keep = m.map(is_loss_metric) & (m != "loss") & (m != "output_loss") & ~m.str.contains("avg")
+        keep = _lossy(m, exclude_avg=True) & (m != "loss") & (m != "output_loss")
         if self.loss_name not in ("loss", SUM_OF_COMPONENTS):
             keep &= m != self.loss_name
         return self.train[keep]
@@ -174,8 +186,8 @@ class _Run:
     def points(self) -> pd.DataFrame:
         """Every non-finite watched value and non-finite event: line, step, segment, metric,
         kind ('value' or the event kind), phase; sorted by line, events first on a line."""
-        f = self.rows
-        watched = f["metric"].map(lambda m: is_loss_metric(m) or m in GRAD_METRICS).astype(bool)
+        f = self.all_rows  # a nan printed by any rank is evidence
+        watched = _lossy(f["metric"]) | f["metric"].isin(GRAD_METRICS)
         bad = f[watched & ~np.isfinite(f["value"].to_numpy())]
         values = pd.DataFrame({"line": bad["line"], "step": bad["step"], "segment": bad["segment"],
                                "metric": bad["metric"], "kind": "value", "phase": bad["phase"], "order": 1})
@@ -269,7 +281,8 @@ def _ratio(num: float, den: float) -> float:
 
 
 def _number(value: Any) -> float:
-    """A hyperparameter value as a float (bools 1/0, strings parsed, lists -> first item)."""
+    """A hyperparameter value as a float (bools 1/0, strings parsed, lists -> first item;
+    None / 'none' -> nan: unset is not zero)."""
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -280,7 +293,7 @@ def _number(value: Any) -> float:
         text = value.strip().strip("'\"[]").lower()
         if text in ("true", "yes", "on"):
             return 1.0
-        if text in ("false", "no", "off", "none", "null", ""):
+        if text in ("false", "no", "off"):
             return 0.0
         try:
             return float(text)
@@ -356,7 +369,8 @@ def first_bad_component(series: RunSeries) -> str | None:
     allowed: Caffe prints the total before the outputs) and the step singles it out: the
     total or another component was still finite there, or the total went bad only later.
     """
-    return _bad_component(_Run(series))
+    with np.errstate(all="ignore"):
+        return _bad_component(_Run(series))
 
 
 def _bad_component(run: _Run) -> str | None:
@@ -385,9 +399,13 @@ def _step_order(total: pd.Series, comp: pd.Series) -> int:
 
 
 def _same_step(rows: pd.DataFrame, at: pd.Series) -> pd.DataFrame:
-    if math.isnan(at["step"]):
-        return rows[rows["line"] == at["line"]]
-    return rows[rows["step"] == at["step"]]
+    """Per metric, its record of ``at``'s step nearest to ``at``'s line (a progress bar prints
+    a step several times; Caffe prints the total and the outputs on adjacent lines)."""
+    rows = rows[rows["line"] == at["line"]] if math.isnan(at["step"]) else rows[rows["step"] == at["step"]]
+    if not len(rows):
+        return rows
+    distance = (rows["line"] - at["line"]).abs()
+    return rows.loc[distance.groupby(rows["metric"], observed=True).idxmin()]
 
 
 @_feature("first_nonfinite_is_component", "0/1", """1 if a named loss component (loss_cls,
@@ -537,16 +555,13 @@ def loss_cv(run: _Run) -> float:
     of the 5 records before it and, within the next 5 records, came back below 1.5x that
     median (a recovered spike); 0 otherwise; nan with < 6 finite records.""")
 def spike_recovered(run: _Run) -> float:
-    y = _finite_focus_loss(run)["value"].to_numpy(float)
+    y = pd.Series(_finite_focus_loss(run)["value"].to_numpy(float))
     if len(y) < 6:
         return _NAN
-    for i in range(5, len(y)):
-        base = float(np.median(y[i - 5:i]))
-        if base > 0 and y[i] > SPIKE_FACTOR * base:
-            after = y[i + 1:i + 6]
-            if len(after) and bool((after <= 1.5 * base).any()):
-                return 1.0
-    return 0.0
+    base = y.rolling(5).median().shift(1)
+    spikes = np.flatnonzero(((base > 0) & (y > SPIKE_FACTOR * base)).to_numpy())
+    after = y[::-1].rolling(5, min_periods=1).min()[::-1].shift(-1)  # min of the next 5 records
+    return _flag(bool((after.to_numpy()[spikes] <= 1.5 * base.to_numpy()[spikes]).any()))
 
 
 # ---- fp16 / loss scaling --------------------------------------------------------------
@@ -676,16 +691,15 @@ _WARMUP_KEYS = ("warmup_steps", "warmup_iters", "lr_warmup_iters", "warmup_num_s
 
 
 @_feature("in_warmup_at_failure", "0/1", """1 if the learning rate was still rising at the
-    failure (last logged lr above the previous different value), else 0; with fewer than
+    failure (the last lr logged up to it above the one logged before), else 0; with fewer than
     two lr records, 1 if the failure step is below a warmup hparam (warmup_steps,
     warmup_iters, warmup_updates, burn_in ...) and 0 if not; nan when undecidable.""")
 def in_warmup_at_failure(run: _Run) -> float:
     if run.failure is None:
         return _NAN
     values = _lr_until_failure(run)["value"].to_numpy(float)
-    distinct = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
     if len(values) >= 2:
-        return _flag(len(distinct) >= 2 and distinct[-1] > distinct[-2])
+        return _flag(values[-1] > values[-2])
     warmup = _first_number(run, _WARMUP_KEYS)
     step = run.failure_step
     if math.isfinite(warmup) and warmup > 1 and math.isfinite(step):
@@ -697,14 +711,15 @@ def in_warmup_at_failure(run: _Run) -> float:
 
 def _epoch_length(rows: pd.DataFrame) -> float:
     """Steps per epoch from integer epochs: median over consecutive epochs of the step
-    difference of their last records divided by the epoch difference."""
+    difference of their first records (same place in each epoch under a fixed logging
+    interval; an unfinished last epoch does not matter) over the epoch difference."""
     rows = rows.dropna(subset=["step", "epoch"])
     if not len(rows):
         return _NAN
-    last = rows.groupby("epoch")["step"].max().sort_index()
-    if len(last) < 2:
+    first = rows.groupby("epoch")["step"].min().sort_index()
+    if len(first) < 2:
         return _NAN
-    per = np.diff(last.to_numpy(float)) / np.diff(last.index.to_numpy(float))
+    per = np.diff(first.to_numpy(float)) / np.diff(first.index.to_numpy(float))
     per = per[per > 0]
     return float(np.median(per)) if len(per) else _NAN
 
@@ -735,8 +750,7 @@ def failure_epoch_position(run: _Run) -> float:
     file, or separate files of the same job) fail first at the same step -- the strongest
     evidence of a bad sample under a deterministic data order (N202); else 0.""")
 def recurs_same_step(run: _Run) -> float:
-    fatal = run.fatal_points.dropna(subset=["step"])
-    firsts = fatal.groupby("segment")["step"].first()
+    firsts = run.fatal_points.drop_duplicates("segment")["step"].dropna()
     return _flag(bool(firsts.duplicated().any()))
 
 
@@ -749,11 +763,11 @@ def n_segments(run: _Run) -> float:
 
 def _isolated_nan_steps(run: _Run) -> list[float]:
     """Steps of non-finite primary losses followed by a finite one in the same segment."""
-    out = []
+    out: list[float] = []
     for _, seg in run.loss.groupby("segment"):
         finite = np.isfinite(seg["value"].to_numpy())
-        steps = seg["step"].to_numpy(float)
-        out += [steps[i] for i in range(len(seg) - 1) if not finite[i] and finite[i + 1]]
+        isolated = np.flatnonzero(~finite[:-1] & finite[1:])
+        out += seg["step"].to_numpy(float)[isolated].tolist()
     return [s for s in out if math.isfinite(s)]
 
 
@@ -774,7 +788,7 @@ def nan_steps_periodic(run: _Run) -> float:
     on: isolated bad batches, hidden or benign nans); else 0.""")
 def nonfinite_then_finite(run: _Run) -> float:
     rows = run.train[(run.train["metric"] == run.loss_name) | run.train["metric"].isin(GRAD_METRICS)]
-    for _, group in rows.groupby(["segment", "metric"]):
+    for _, group in rows.groupby(["segment", "metric"], observed=True):
         finite = np.isfinite(group["value"].to_numpy())
         bad = np.flatnonzero(~finite)
         if len(bad) and finite[bad[0]:].any():
@@ -803,7 +817,7 @@ def loss_missing_events(run: _Run) -> float:
 
 
 @_feature("n_nonfinite_records", "count", """Non-finite loss-like and grad-norm values printed
-    (chosen rank, any phase); a persistent nan gives many, an isolated bad batch few.""")
+    (every rank and phase); a persistent nan gives many, an isolated bad batch few.""")
 def n_nonfinite_records(run: _Run) -> float:
     return float((run.points["kind"] == "value").sum()) if len(run.points) else 0.0
 
@@ -827,6 +841,14 @@ def n_train_records(run: _Run) -> float:
 def log_steps_span(run: _Run) -> float:
     steps = run.train["step"].dropna()
     return float(steps.max() - steps.min()) if len(steps) else _NAN
+
+
+@_feature("first_logged_step", "steps", """Step of the first train record (0 when the log
+    starts with training; large when it is a window pasted from the middle of a run, where
+    a flat loss says nothing about whether the run ever descended); nan without steps.""")
+def first_logged_step(run: _Run) -> float:
+    steps = run.train["step"].dropna()
+    return float(steps.min()) if len(steps) else _NAN
 
 
 @_feature("sampling_interval", "steps", """Median positive step difference between
@@ -857,15 +879,16 @@ def hp_lr(run: _Run) -> float:
 
 
 _CLIP_KEYS = ("clip_gradients", "clip_norm", "max_grad_norm", "gradient_clipping", "grad_clip", "clip_grad",
-              "clip_grad_norm", "clipnorm", "clipvalue", "gradient_clip_val", "grad_clip_norm", "max_norm",
-              "clip_value", "clip_gradient")
+              "clip_grad_norm", "clipnorm", "clipvalue", "gradient_clip_val", "grad_clip_norm", "clip_value",
+              "clip_gradient")
 
 
 @_feature("hp_clipping", "0/1", """Gradient clipping configured: 1 when a clipping knob
     (Caffe clip_gradients, clip_norm, max_grad_norm, DeepSpeed gradient_clipping,
     grad_clip, clipnorm ...) is > 0, 0 when present and 0 / negative / off, nan unknown.""")
 def hp_clipping(run: _Run) -> float:
-    values = [_number(v) for _, v in _hparams(run, _CLIP_KEYS)]
+    values = [0.0 if str(v).strip("'\" ").lower() in ("none", "null") else _number(v)
+              for _, v in _hparams(run, _CLIP_KEYS)]  # clip_norm=None: clipping off
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return _NAN
@@ -874,20 +897,28 @@ def hp_clipping(run: _Run) -> float:
 
 _FP16_KEYS = ("fp16", "fp16_enabled", "half", "use_amp", "amp", "fp16_full_eval", "use_fp16", "fp16_opt_level",
               "amp_opt_level", "opt_level")
-_PRECISION_KEYS = ("mixed_precision", "precision", "dtype", "torch_dtype")
+_PRECISION_KEYS = ("mixed_precision", "precision", "torch_dtype")
+_SAYS = {"fp16": re.compile(r"fp16|float16|half|16(-mixed)?|16-true"), "bf16": re.compile(r"bf16|bfloat16")}
 
 
 def _precision_says(run: _Run, token: str) -> float:
     values = [str(v).lower() for _, v in _hparams(run, _PRECISION_KEYS)]
     if not values:
         return _NAN
-    return _flag(any(token in v or (token == "fp16" and re.fullmatch(r"16(-mixed)?|float16|half", v))
-                     for v in values))
+    says = [bool(_SAYS[token].fullmatch(v) or (token == "bf16" and _SAYS[token].search(v))) for v in values]
+    return _flag(any(says))
 
 
 def _truthy(value: Any) -> float:
-    if isinstance(value, str) and re.fullmatch(r"\s*[oO][1-3]\s*", value):
-        return 1.0  # apex opt level
+    """A switch: bools, numbers > 0, 'true', apex opt levels O1-O3 (O0 off), a config dict's
+    'enabled' entry."""
+    if isinstance(value, str):
+        level = re.fullmatch(r"\s*[oO]([0-3])\s*", value)
+        if level:
+            return _flag(level.group(1) != "0")
+        enabled = re.search(r"['\"]?enabled['\"]?\s*[:=]\s*(\w+)", value, re.I)
+        if enabled:
+            return _truthy(enabled.group(1))
     number = _number(value)
     return _NAN if math.isnan(number) else _flag(number > 0)
 
@@ -955,14 +986,11 @@ def _pool_layers(run: _Run) -> dict[str, dict[str, float]]:
 
 
 @_feature("hp_pool_stride_gt_kernel", "0/1", """1 if a Caffe pooling layer has stride >
-    kernel_size (known to produce nan), 0 if pooling layers are echoed and none does, nan
-    when the net definition is not in the log.""")
+    kernel_size (known to produce nan), 0 if pooling layers with a kernel size are echoed
+    and none does, nan when the net definition is not in the log (or only global pooling).""")
 def hp_pool_stride_gt_kernel(run: _Run) -> float:
-    pools = _pool_layers(run)
-    if not pools:
-        return _NAN
-    return _flag(any(p["stride"] > p["kernel"] for p in pools.values()
-                     if math.isfinite(p["kernel"]) and math.isfinite(p["stride"])))
+    pools = [p for p in _pool_layers(run).values() if math.isfinite(p["kernel"]) and math.isfinite(p["stride"])]
+    return _flag(any(p["stride"] > p["kernel"] for p in pools)) if pools else _NAN
 
 
 @_feature("hp_max_loss_weight", "weight", """Largest loss weight echoed (Caffe loss_weight of
@@ -999,7 +1027,8 @@ def _merge(runs: Sequence[RunSeries]) -> RunSeries:
         lines = [*f["line"].astype(int).tolist(), *(e.line for e in run.events), *run.texts,
                  *(h.line for h in run.hparams.values())]
         line_off += max(lines, default=0) + 1
-    frame = pd.concat(frames, ignore_index=True) if any(len(f) for f in frames) else runs[0].frame
+    filled = [f for f in frames if len(f)]
+    frame = pd.concat(filled, ignore_index=True) if filled else runs[0].frame
     formats = {r.format for r in runs}
     return RunSeries(frame=frame, events=tuple(events), hparams=hparams, source=" + ".join(r.source for r in runs),
                      format=formats.pop() if len(formats) == 1 else "mixed", texts=texts)
@@ -1024,11 +1053,12 @@ def compute_features(runs: RunSeries | Sequence[RunSeries]) -> dict[str, float]:
     runs = list(runs)
     if not runs or not all(isinstance(r, RunSeries) for r in runs):
         raise TypeError("compute_features() needs a RunSeries or a non-empty sequence of RunSeries")
-    run = _Run(_merge(runs), n_files=len(runs))
+    run = _Run(_merge(runs))
     out: dict[str, float] = {}
     for feature in FEATURES:
         try:
-            value = float(_COMPUTE[feature.name](run))
+            with np.errstate(all="ignore"):  # 1e308-sized losses overflow; results are clipped
+                value = float(_COMPUTE[feature.name](run))
         except Exception as exc:  # one odd log must not stop the diagnosis: say so, go on
             warnings.warn(f"feature {feature.name} failed on {run.series.source}: {exc!r}", RuntimeWarning,
                           stacklevel=2)

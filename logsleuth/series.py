@@ -110,6 +110,20 @@ def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[int]]:
     return {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}, bad_pos
 
 
+def _evidence_rows(value: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Rows whose line text is kept as evidence: every non-finite row (capped), the last
+    finite row before each of the first ones, and the first and last rows of the chunk."""
+    rows = np.flatnonzero(codes >= 0)
+    if not len(rows):
+        return rows
+    finite = np.isfinite(value[rows])
+    bad = rows[~finite][:MAX_TEXTS]
+    good = rows[finite]
+    before = good[np.searchsorted(good, bad[:50]) - 1] if len(good) else good
+    before = before[before < bad[: len(before)]] if len(before) else before
+    return np.unique(np.concatenate((bad, before, rows[:1], rows[-1:])))
+
+
 def prepare(chunk: bytes, batch: Batch) -> Prepared:
     """Sort, convert and locate one chunk's findings; no knowledge of other chunks needed."""
     nl = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
@@ -124,8 +138,7 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
         value=value_a, phase=phase_a, bar=phase_a == "bar", rank=ranks_of(chunk, pos_a, nl),
     )
     prep.unparsed = [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in sorted(bad_pos + batch.unparsed)]
-    bad_rows = np.flatnonzero(~np.isfinite(value_a) & (codes >= 0))[:MAX_TEXTS]
-    prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in bad_rows}
+    prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in _evidence_rows(value_a, codes)}
     for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
         prep.events.append((int(np.searchsorted(nl, p)), p, s, kind, fields, line_text(chunk, p)))
     prep.hparams = [(int(np.searchsorted(nl, p)), k, v) for p, k, v in batch.hparams]

@@ -124,3 +124,76 @@ class RunSeries:
                 best = NonFinite(ev.step, ev.line, ev.kind, ev.text, "event")
                 break
         return best
+
+
+# ---- diagnosis ----------------------------------------------------------------------
+
+DIAGNOSIS_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One line of the log that supports the verdict, and why it matters."""
+
+    step: int | None
+    line: int | None
+    text: str
+    why: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RankedCause:
+    """A likely cause with its probability, the evidence that moved it, and fixes in the
+    terms of the framework that wrote the log."""
+
+    code: str
+    slug: str
+    title: str
+    probability: float
+    fixes: tuple[str, ...]
+    because: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The failure signature: catalog code, how sure, and what decided it."""
+
+    code: str
+    slug: str
+    title: str
+    confidence: float
+    benign: bool
+    decided_by: str
+    probabilities: Mapping[str, float] = field(default_factory=dict)
+    #: for N203 (non-finite hidden by the logger): the curve signature underneath
+    shape: str | None = None
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    path: str
+    format: str
+    size: int | None
+    sha256: str | None
+    compression: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Everything ``logsleuth diagnose`` reports; rendered by :mod:`logsleuth.report`."""
+
+    verdict: Verdict
+    first_nonfinite: NonFinite | None
+    causes: tuple[RankedCause, ...]
+    evidence: tuple[Evidence, ...]
+    features: Mapping[str, float]
+    inputs: tuple[InputInfo, ...]
+    warnings: tuple[str, ...] = ()
+    bad_sample: Mapping[str, Any] | None = None
+    next_steps: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """A failure was diagnosed (exit code 1), as opposed to healthy/benign/inconclusive."""
+        return not self.verdict.benign and self.verdict.code != "I000"

@@ -13,8 +13,8 @@ by hand under DeepSpeed) is avoided by writing the framework's own fix.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 #: framework keys a cause's ``fixes`` table may use, in display order
 FRAMEWORKS: tuple[str, ...] = (

@@ -6,8 +6,8 @@ and shared, so nothing may change it after validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Union
 
 from ..errors import LogsleuthError
 from .frameworks import fix_chain
@@ -25,7 +25,7 @@ class _Unknown:
         return "?"
 
 
-class _Evidence(dict):  # type: ignore[type-arg]
+class _Evidence(dict[str, object]):
     """Evidence for a title template: missing fields print as ``?`` rather than raising."""
 
     def __missing__(self, key: str) -> _Unknown:
@@ -66,8 +66,8 @@ class Signature:
     priors: tuple[tuple[str, float], ...] = ()
 
     def format_title(self, **evidence: object) -> str:
-        """The title with evidence filled in; a field not given prints as ``?``."""
-        return self.title.format_map(_Evidence(evidence))
+        """The title with evidence filled in; a field not given (or None) prints as ``?``."""
+        return self.title.format_map(_Evidence({k: v for k, v in evidence.items() if v is not None}))
 
     def prior(self, cause_code: str) -> float:
         """P(cause | this signature); 0 for a cause it does not list."""
@@ -104,7 +104,7 @@ class Cause:
         return dict(self.fixes).get(framework)
 
 
-Entry = Union[Signature, Cause]
+Entry = Signature | Cause
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +137,7 @@ class Catalog:
                 return entry
         raise CatalogError(
             f"unknown signature or cause {code_or_slug!r} "
-            f"(known: {', '.join(e.code for e in entries)}; see `logsleuth explain`)"
+            f"(known: {', '.join(e.code for e in entries)})"
         )
 
     def fixes_for(self, cause_code: str, format_name: str) -> list[str]:

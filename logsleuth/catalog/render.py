@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import textwrap
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .frameworks import FRAMEWORKS
 
@@ -24,12 +25,15 @@ CAUSE_SECTIONS = ("What", "Evidence", "Fixes by framework", "Suggested by")
 WIDTH = 88
 
 _ITEM = re.compile(r"(?:[-*]|\d+[.)])\s+")
+#: a `code span`: copied verbatim by users, so never broken across lines
+_CODE = re.compile(r"`[^`\n]*`")
+_NBSP = "\x00"
 
 
 def render_signature(sig: Signature, catalog: Catalog) -> str:
     """Documentation of one signature: header, then :data:`SIGNATURE_SECTIONS`."""
-    verdict = "benign (exit code 0)" if sig.benign else "failure (exit code 1)"
-    header = [f"{sig.code} {sig.slug}", sig.summary, "", f"Verdict: {verdict}", f"Title: {sig.title}"]
+    benign = "yes (the run did not fail)" if sig.benign else "no"
+    header = [f"{sig.code} {sig.slug}", sig.summary, "", f"Benign: {benign}", f"Title: {sig.title}"]
     bodies = (
         _wrap(sig.what),
         _wrap(sig.why),
@@ -64,8 +68,8 @@ def _priors_table(sig: Signature, catalog: Catalog) -> str:
     """One line per cause, most likely first: code, prior as a percentage, slug, title."""
     if not sig.priors:
         return "(none: this signature names no cause)"
-    width = max(len(catalog.causes[code].slug) for code, _ in sig.priors if code in catalog.causes),
-                default=1)
+    slugs = [catalog.causes[code].slug for code, _ in sig.priors if code in catalog.causes]
+    width = max(map(len, slugs), default=1)
     rows = []
     for code, prob in sig.ranked_priors():
         cause = catalog.causes.get(code)
@@ -85,12 +89,10 @@ def _fixes_list(cause: Cause) -> str:
 
 
 def _suggested_by(cause: Cause, catalog: Catalog) -> str:
-    """The signatures whose priors list this cause, with the prior."""
-    rows = [
-        f"  {sig.code} {sig.slug} ({sig.prior(cause.code):.0%})"
-        for sig in catalog.signatures.values()
-        if sig.prior(cause.code) > 0
-    ]
+    """The signatures whose priors list this cause, highest prior first."""
+    naming = [sig for sig in catalog.signatures.values() if sig.prior(cause.code) > 0]
+    naming.sort(key=lambda sig: (-sig.prior(cause.code), sig.code))
+    rows = [f"  {sig.code} {sig.slug} ({sig.prior(cause.code):.0%})" for sig in naming]
     return "\n".join(rows) or "(no signature)"
 
 
@@ -123,5 +125,7 @@ def _fill(item: str, indent: str) -> str:
     """Wrap one item, continuation lines aligned after its list marker."""
     marker = _ITEM.match(item)
     hang = indent + " " * (marker.end() if marker else 0)
-    return textwrap.fill(item, WIDTH, initial_indent=indent, subsequent_indent=hang,
-                         break_long_words=False, break_on_hyphens=False)
+    glued = _CODE.sub(lambda m: m.group().replace(" ", _NBSP), item)
+    filled = textwrap.fill(glued, WIDTH, initial_indent=indent, subsequent_indent=hang,
+                           break_long_words=False, break_on_hyphens=False)
+    return filled.replace(_NBSP, " ")

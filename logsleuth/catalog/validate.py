@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Iterator, Mapping
 
 from .frameworks import FRAMEWORKS
 from .model import Catalog, CatalogError, Cause, Signature
@@ -148,7 +148,8 @@ def _required_problems(catalog: Catalog) -> Iterator[str]:
 def _slug_problems(catalog: Catalog) -> Iterator[str]:
     """Slugs are looked up like codes, so they must be unique across signatures and causes."""
     seen: dict[str, str] = {}
-    for entry in [*catalog.signatures.values(), *catalog.causes.values()]:
+    entries: list[Signature | Cause] = [*catalog.signatures.values(), *catalog.causes.values()]
+    for entry in entries:
         if entry.slug in seen:
             yield f"slug {entry.slug!r} used by both {seen[entry.slug]} and {entry.code}"
         seen.setdefault(entry.slug, entry.code)

@@ -1,0 +1,220 @@
+"""Features -> signature probabilities: deterministic guards first, then the model.
+
+Where a fact decides, no model is asked (a log with no non-finite value and a falling
+loss cannot be N201; a line without Megatron's ``lm loss`` is N203). The guards also
+narrow the candidates the model may choose from, so it only ever weighs signatures the
+facts allow. The model is a scikit-learn pipeline trained on the labelled corpus (see
+``corpus/``) and shipped in ``logsleuth/model/`` with the feature-schema version it was
+trained on; when its confidence is low, or the log too short, the verdict is I000
+(inconclusive) rather than a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Mapping
+
+import numpy as np
+
+from .catalog import load_catalog
+from .errors import LogsleuthError
+from .features import FEATURE_SCHEMA_VERSION, FEATURES
+from .types import Verdict
+
+FAILURES = ("X101", "N201", "N202", "L301")
+FINITE = ("H001", "S401", "R601")
+MODEL_RESOURCE = "signatures.joblib"
+#: below this probability the verdict is inconclusive
+MIN_CONFIDENCE = 0.45
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What the facts allow: either one decided code, or a set of candidates."""
+
+    candidates: tuple[str, ...]
+    reason: str
+
+    @property
+    def decided(self) -> str | None:
+        return self.candidates[0] if len(self.candidates) == 1 else None
+
+
+def guard(f: Mapping[str, float]) -> Guard:
+    """Deterministic rules over the features; each returns the reason the user sees."""
+    for rule in (_nothing, _hidden, _lr_zero, _loss_scale, _no_failure, _recurring, _early):
+        found = rule(f)
+        if found is not None:
+            return found
+    return Guard(("X101", "N201", "N202"), "non-finite after the first 100 steps: the model weighs how it got there")
+
+
+def _n(f: Mapping[str, float], name: str, default: float = 0.0) -> float:
+    value = f.get(name, math.nan)
+    return default if math.isnan(value) else value
+
+
+def _nothing(f: Mapping[str, float]) -> Guard | None:
+    if f["n_train_records"] == 0 and f["has_nonfinite"] == 0 and f["n_overflow_events"] == 0:
+        return Guard(("I000",), "no training metric or failure event was found in the log")
+    return None
+
+
+def _hidden(f: Mapping[str, float]) -> Guard | None:
+    """HF logging_nan_inf_filter (finite or 0.0 loss, nan grad norm), Megatron-DeepSpeed
+    (a line without its loss field), or only the eval loss non-finite while the printed
+    train loss (a running average) stays finite."""
+    if f["loss_zero_with_nan_grad"] == 1 or f["loss_missing_events"] > 0:
+        return Guard(("N203",), "the logger printed a finite loss while the step was non-finite "
+                                "(nan grad norm with a finite/0.0 loss, or a line missing its loss field)")
+    if f["first_nonfinite_is_eval"] == 1 and f["nonfinite_then_finite"] == 0:
+        return Guard(("N203",), "the eval loss is non-finite while the printed train loss stays finite")
+    return None
+
+
+def _lr_zero(f: Mapping[str, float]) -> Guard | None:
+    if f["lr_is_zero_at_failure"] == 1 and f["first_nonfinite_is_event"] == 0:
+        return Guard(("N202",), "the learning rate was 0 when the loss went non-finite: the weights were frozen, "
+                                "so the batch of that step (the data) is what changed")
+    return None
+
+
+def _loss_scale(f: Mapping[str, float]) -> Guard | None:
+    overflows = f["n_overflow_events"] > 0
+    collapsed = f["min_loss_scale_reached"] == 1 or _n(f, "loss_scale_min", 1.0) <= 1e-4
+    if not overflows and not collapsed:
+        return None
+    if _n(f, "grad_norm_growth_rate") > 0.1 and f["n_train_records"] >= 2:
+        return Guard(("X101",), "the gradient norm grew before the overflows: an explosion drove the loss scale down")
+    if collapsed or (overflows and _n(f, "loss_scale_min", 1.0) < 1):
+        return Guard(("F502",), "the dynamic loss scale collapsed (to its minimum, or below 1) and kept overflowing")
+    if f["has_nonfinite"] == 0 or f["first_nonfinite_is_event"] == 1 and f["n_nonfinite_records"] == 0:
+        return Guard(("F501",), "overflow skips with loss-scale backoff, and no non-finite loss")
+    return None
+
+
+def _no_failure(f: Mapping[str, float]) -> Guard | None:
+    if f["has_nonfinite"] == 1:
+        return None
+    if _n(f, "max_loss_over_initial", 1.0) >= 5 and _n(f, "final_loss_over_initial", 1.0) >= 5:
+        if _n(f, "loss_growth_rate") > 0.5 and f["n_train_records"] >= 4:
+            return Guard(("X101",), "no nan yet, but the loss grows geometrically record after record")
+        return Guard(("L301",), "no nan, but the loss jumped to an absurd, saturated level early and stayed there")
+    if f["n_train_records"] < 3:
+        return Guard(("I000",), f"only {int(f['n_train_records'])} training record(s): too short to judge")
+    if _n(f, "first_logged_step") > 10 * max(_n(f, "sampling_interval", 1.0), 1.0):
+        return Guard(("H001", "R601"), "no non-finite value; the log is a window from the middle of the run, "
+                                       "so a flat loss there cannot show a stall")
+    return Guard(FINITE, "no non-finite value or event: healthy, stalled or spiked-and-recovered")
+
+
+def _recurring(f: Mapping[str, float]) -> Guard | None:
+    if f["recurs_same_step"] == 1 or f["nan_steps_periodic"] == 1:
+        return Guard(("N202",), "the first non-finite step recurs at the same iteration across attempts/epochs")
+    return None
+
+
+def _early(f: Mapping[str, float]) -> Guard | None:
+    """DOMAIN: nan/inf within the first ~100 iterations, often at the first logged step."""
+    step = f["first_nonfinite_step"]
+    if math.isnan(step):
+        return None
+    if step < 100 or (f["n_logged_before_failure"] <= 1 and step <= 1000):
+        return Guard(("L301",), f"non-finite at step {int(step)}, with at most one finite record before it")
+    return None
+
+
+@lru_cache(maxsize=1)
+def load_model() -> dict | None:
+    """The shipped model bundle, or None when no model has been trained yet."""
+    try:
+        blob = resources.files("logsleuth.model").joinpath(MODEL_RESOURCE)
+        if not blob.is_file():
+            return None
+        import joblib
+
+        with resources.as_file(blob) as path:
+            bundle = joblib.load(path)
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    if bundle.get("schema_version") != FEATURE_SCHEMA_VERSION:
+        raise LogsleuthError(f"the shipped model was trained on feature schema {bundle.get('schema_version')}, "
+                             f"this logsleuth computes schema {FEATURE_SCHEMA_VERSION}: retrain it (make model)")
+    return bundle
+
+
+def model_probabilities(f: Mapping[str, float], candidates: tuple[str, ...]) -> dict[str, float]:
+    """Model probabilities restricted to ``candidates`` and renormalised (rules when no model)."""
+    bundle = load_model()
+    if bundle is None:
+        scores = rule_scores(f)
+    else:
+        row = np.array([[_bounded(f.get(name, math.nan)) for name in bundle["feature_names"]]])
+        proba = bundle["pipeline"].predict_proba(row)[0]
+        scores = dict(zip(bundle["classes"], proba))
+    kept = {c: float(scores.get(c, 0.0)) for c in candidates}
+    total = sum(kept.values())
+    if total <= 0:
+        return {c: 1.0 / len(candidates) for c in candidates}
+    return {c: p / total for c, p in kept.items()}
+
+
+def _bounded(x: float) -> float:
+    return x if x is None or not math.isinf(x) else math.copysign(1e6, x)
+
+
+def rule_scores(f: Mapping[str, float]) -> dict[str, float]:
+    """Hand-written scores used before a model exists (and as a sanity baseline in bench)."""
+    step = f["first_nonfinite_step"]
+    early = not math.isnan(step) and (step < 100 or f["n_logged_before_failure"] <= 1)
+    growth = f["loss_growth_rate"] if not math.isnan(f["loss_growth_rate"]) else 0.0
+    jump = f["jump_ratio"] if not math.isnan(f["jump_ratio"]) else 1.0
+    trend = f["loss_trend"] if not math.isnan(f["loss_trend"]) else 0.0
+    return {
+        "L301": 3.0 if early else 0.2,
+        "X101": (2.0 if growth > 0.2 or jump > 3 else 0.3) * (0.3 if early else 1.0),
+        "N201": (2.0 if growth <= 0.2 and jump <= 3 else 0.4) * (0.3 if early else 1.0),
+        "N202": 2.0 if f["recurs_same_step"] == 1 else 0.1,
+        "H001": 2.0 if trend < -0.05 else 0.5,
+        "S401": 2.0 if abs(trend) <= 0.05 else 0.3,
+        "R601": 2.0 if f["spike_recovered"] == 1 else 0.1,
+    }
+
+
+def classify(f: Mapping[str, float]) -> Verdict:
+    """The verdict for one run's features."""
+    catalog = load_catalog()
+    g = guard(f)
+    shape = underlying_shape(f) if g.decided == "N203" else None
+    if g.decided:
+        code, probabilities, decided_by = g.decided, {g.decided: 1.0}, f"guard: {g.reason}"
+    else:
+        probabilities = model_probabilities(f, g.candidates)
+        code = max(probabilities, key=probabilities.get)  # type: ignore[arg-type]
+        source = "model" if load_model() is not None else "rules"
+        decided_by = f"{source} among {', '.join(g.candidates)} ({g.reason})"
+        if probabilities[code] < MIN_CONFIDENCE:
+            ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])[:3]
+            decided_by = "inconclusive: " + ", ".join(f"{c} {p:.2f}" for c, p in ranked)
+            code = "I000"
+    sig = catalog.signature(code)
+    confidence = probabilities.get(code, max(probabilities.values()))
+    return Verdict(code=code, slug=sig.slug, title=sig.title, confidence=round(float(confidence), 3),
+                   benign=bool(sig.benign), decided_by=decided_by,
+                   probabilities={k: round(float(v), 3) for k, v in probabilities.items()}, shape=shape)
+
+
+def underlying_shape(f: Mapping[str, float]) -> str:
+    """For a hidden non-finite (N203): the curve signature underneath, from the same rules
+    and model as a visible failure."""
+    early = _early(f)
+    if early is not None:
+        return "L301"
+    probabilities = model_probabilities(f, ("X101", "N201"))
+    return max(probabilities, key=probabilities.get)  # type: ignore[arg-type]
+
+
+__all__ = ["classify", "guard", "Guard", "load_model", "FEATURES", "FAILURES", "FINITE"]
