@@ -180,7 +180,7 @@ def rule_scores(f: Mapping[str, float]) -> dict[str, float]:
         "N202": 2.0 if f["recurs_same_step"] == 1 else 0.1,
         "H001": 2.0 if trend < -0.05 else 0.5,
         "S401": 2.0 if abs(trend) <= 0.05 else 0.3,
-        "R601": 2.0 if f["spike_recovered"] == 1 else 0.1,
+        "R601": 3.0 if f["spike_recovered"] == 1 else 0.1,
     }
 
 

@@ -19,6 +19,8 @@ from .features import first_bad_component
 from .types import Evidence, RankedCause, RunSeries, Verdict, is_loss_metric
 
 Features = Mapping[str, float]
+#: prior given to a cause that the signature does not list but the evidence points at
+OUTSIDE_PRIOR = 0.02
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ EVIDENCE_RULES: tuple[EvidenceRule, ...] = (
     EvidenceRule("fp16-overflow", 3.0, _is("hp_fp16"), "mixed precision (fp16) is in use"),
     EvidenceRule("fp16-overflow", 3.0, _gt("n_overflow_events", 0), "the log shows overflow skips"),
     EvidenceRule("fp16-overflow", 0.3, _is("hp_fp16", 0.0), "fp16 is off"),
-    EvidenceRule("caffe-pooling-stride-gt-kernel", 8.0, _is("hp_pool_stride_gt_kernel"),
+    EvidenceRule("caffe-pooling-stride-gt-kernel", 30.0, _is("hp_pool_stride_gt_kernel"),
                  "a pooling layer has stride > kernel_size in the echoed net"),
     EvidenceRule("caffe-pooling-stride-gt-kernel", 0.1, _is("hp_pool_stride_gt_kernel", 0.0),
                  "every pooling layer has stride <= kernel_size"),
@@ -78,7 +80,11 @@ def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCa
     sig = catalog.signature(verdict.code)
     scores: dict[str, float] = {}
     reasons: dict[str, list[str]] = {}
-    for code, prior in sig.ranked_priors():
+    candidates = dict(sig.ranked_priors())
+    for rule in EVIDENCE_RULES:  # strong evidence can name a cause the signature's priors omit
+        if rule.factor > 1 and rule.applies(f):
+            candidates.setdefault(catalog.cause(rule.cause).code, OUTSIDE_PRIOR)
+    for code, prior in candidates.items():
         cause = catalog.cause(code)
         score = prior
         for rule in EVIDENCE_RULES:

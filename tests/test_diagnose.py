@@ -1,0 +1,213 @@
+"""Diagnosis per signature, on real-looking logs in several formats: code, step, top cause;
+the JSON schema; CLI exit codes; the library entry point."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from click.testing import CliRunner
+
+import logsleuth
+from logsleuth.api import diagnose
+from logsleuth.cli import main
+from logsleuth.explain import EVIDENCE_RULES
+from logsleuth.catalog import load_catalog
+
+from .conftest import REAL_LOGS
+
+G = "I0523 10:13:21.205826  9167 solver.cpp:228] "
+
+
+def caffe(losses: list[tuple[int, str]], header: str = "", restart_at: int | None = None) -> str:
+    out = [header] if header else []
+    for step, loss in losses:
+        out.append(f"{G}Iteration {step}, loss = {loss}")
+        out.append(f"{G}    Train net output #0: loss = {loss} (* 1 = {loss} loss)")
+        out.append(f"{G}Iteration {step}, lr = 0.01")
+    return "\n".join(out) + "\n"
+
+
+def descending(n: int, every: int = 20, start: float = 2.3, seed: int = 0) -> list[tuple[int, str]]:
+    rnd = random.Random(seed)
+    loss, out = start, []
+    for i in range(n):
+        out.append((i * every, f"{loss:.5f}"))
+        loss = max(0.3, loss * 0.97 + rnd.gauss(0, 0.01))
+    return out
+
+
+def solver_header(kernel: int, stride: int) -> str:
+    """A Caffe solver + net echo with a batch size and one pooling layer."""
+    return (f"{G}Initializing solver from parameters: \nbase_lr: 0.01\nmomentum: 0.9\nclip_gradients: -1\n"
+            f"{G}Initializing net from parameters: \nname: \"Net\"\nlayer {{\n  name: \"data\"\n"
+            f"  data_param {{\n    batch_size: 64\n  }}\n}}\nlayer {{\n  name: \"pool1\"\n  pooling_param {{\n"
+            f"    pool: MAX\n    kernel_size: {kernel}\n    stride: {stride}\n  }}\n}}\n")
+
+
+def run(write, name: str, text: str):
+    return diagnose(write(name, text))
+
+
+def test_l301_early_blowup_caffe(write) -> None:
+    d = run(write, "early.log", caffe([(0, "2.30"), (20, "87.33"), (40, "nan"), (60, "nan")]))
+    assert d.verdict.code == "L301" and d.first_nonfinite.step == 40
+    assert d.causes[0].slug == "learning-rate-too-high"
+    assert any("base_lr" in fix for fix in d.causes[0].fixes)  # in Caffe's terms
+
+
+def test_n202_same_step_after_restart_names_the_samples(write) -> None:
+    part = descending(30) + [(600, "nan"), (620, "nan")]
+    header = solver_header(3, 2)
+    text = caffe(part, header) + f"{G}Restoring previous solver status from snap_iter_400.solverstate\n" \
+        + caffe([(s, v) for s, v in part if s >= 400])
+    d = run(write, "recur.log", text)
+    assert d.verdict.code == "N202"
+    assert d.causes[0].slug == "corrupt-data-sample"
+    assert d.bad_sample["first_index"] == 600 * 64 and d.bad_sample["batch_size"] == 64
+    assert any("after restart" in e.why for e in d.evidence)
+
+
+def test_n201_sudden_nan_after_descent_tensorflow(write) -> None:
+    lines = [f"INFO:tensorflow:loss = {loss}, step = {step} (3.1 sec)" for step, loss in descending(60, every=100)]
+    lines.append("INFO:tensorflow:loss = nan, step = 6000 (3.1 sec)")
+    lines.append("ERROR:tensorflow:Model diverged with loss = NaN.")
+    d = run(write, "tf.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "N201" and d.first_nonfinite.step == 6000
+    assert d.causes[0].slug in ("unsafe-loss-arithmetic", "zero-count-division", "unstable-softmax", "fp16-overflow")
+
+
+def test_x101_exploding_pytorch_free_form(write) -> None:
+    losses = [(step, 0.5 * 1.6 ** max(0, (step - 1000) / 100)) for step in range(0, 3000, 100)]
+    lines = [f"epoch 1 iter {s} loss {v:.6g} lr 0.1" for s, v in losses] + ["epoch 1 iter 3000 loss inf lr 0.1",
+                                                                          "epoch 1 iter 3100 loss nan lr 0.1"]
+    d = run(write, "x.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "X101"
+    assert d.causes[0].slug in ("gradient-explosion", "learning-rate-too-high")
+
+
+def test_h001_healthy_hf_exits_0(write) -> None:
+    lines = [f"{{'loss': {2.0 * 0.97 ** i:.4f}, 'grad_norm': 1.2, 'learning_rate': 5e-05, 'epoch': {i / 50:.2f}}}"
+             for i in range(1, 60)]
+    path = write("hf.log", "\n".join(lines) + "\n")
+    result = CliRunner().invoke(main, ["diagnose", str(path)])
+    assert result.exit_code == 0 and result.stdout.startswith("H001")
+
+
+def test_s401_stalled_keras(write) -> None:
+    rnd = random.Random(1)
+    lines = []
+    for epoch in range(1, 30):
+        lines += [f"Epoch {epoch}/30", f"100/100 - 2s - loss: {2.302 + rnd.gauss(0, 0.002):.4f} - accuracy: 0.1000"]
+    d = run(write, "k.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "S401"
+
+
+def test_f501_benign_overflow_then_training_continues(write) -> None:
+    over = "[2024-01-01 10:00:00,000] [INFO] [loss_scaler.py:183:update_scale] [deepspeed] OVERFLOW! Rank 0 " \
+           "Skipping step. Attempted loss scale: {a}, reducing to {b}"
+    lines = [over.format(a=2 ** (16 - i), b=2 ** (15 - i)) for i in range(4)]
+    lines += [f"[2024-01-01 10:00:00,000] [INFO] [logging.py:96:log_dist] [Rank 0] step={s}, skipped=4, lr=[0.0001], "
+              f"mom=[(0.9, 0.999)]" for s in range(10, 200, 10)]
+    d = run(write, "ds.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "F501" and d.verdict.benign and not d.failed
+
+
+def test_f502_loss_scale_collapse_fairseq(write) -> None:
+    d = diagnose(REAL_LOGS / "fairseq_fairseq_1529.log")
+    assert d.verdict.code == "F502"
+    assert any("--bf16" in fix or "--fp16" in fix for c in d.causes for fix in c.fixes)
+
+
+def test_n203_hidden_by_logger_keeps_the_curve_shape() -> None:
+    d = diagnose(REAL_LOGS / "megatron_megatrondeepspeed_pr434.log")
+    assert d.verdict.code == "N203" and d.verdict.shape == "L301" and d.first_nonfinite.step == 9
+    assert d.causes[0].slug == "logger-hides-nonfinite"
+
+
+def test_r601_recovered_spike(write) -> None:
+    losses = descending(80, every=10, seed=3)
+    losses[40] = (losses[40][0], "9.5")
+    d = run(write, "spike.log", caffe(losses))
+    assert d.verdict.code == "R601" and not d.failed
+
+
+def test_i000_too_short(write) -> None:
+    d = run(write, "one.log", caffe([(0, "2.30")]))
+    assert d.verdict.code == "I000" and not d.failed
+
+
+def test_pooling_stride_over_kernel_is_the_top_cause(write) -> None:
+    text = caffe(descending(10) + [(200, "nan"), (220, "nan")], solver_header(2, 3))
+    d = run(write, "pool.log", text)
+    assert d.causes[0].slug == "caffe-pooling-stride-gt-kernel"
+    assert any("stride" in e.why for e in d.evidence)
+
+
+def test_nan_with_lr_zero_points_at_the_data() -> None:
+    d = diagnose(REAL_LOGS / "darknet_alexeyabdarknet_5836.log")
+    assert d.verdict.code == "N202" and d.first_nonfinite.step == 182
+
+
+def test_cross_file_recurrence_is_evidence(write) -> None:
+    part = caffe(descending(30) + [(600, "nan")])
+    d = diagnose([write("a1.log", part), write("a2.log", part)])
+    assert d.verdict.code == "N202" and len(d.inputs) == 2
+
+
+def test_json_report_is_strict_and_versioned(write) -> None:
+    path = write("early.log", caffe([(0, "2.30"), (20, "nan")]))
+    result = CliRunner().invoke(main, ["diagnose", "--format", "json", str(path)])
+    assert result.exit_code == 1
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"non-strict JSON constant {name}")
+
+    doc = json.loads(result.stdout, parse_constant=no_constants)
+    assert doc["schema_version"] == 1
+    assert {"code", "slug", "title", "confidence"} <= doc["verdict"].keys()
+    assert {"step", "line", "metric", "text"} <= doc["first_nonfinite"].keys()
+    assert doc["causes"] and {"code", "title", "probability", "fixes"} <= doc["causes"][0].keys()
+    assert doc["evidence"] and {"step", "line", "text", "why"} <= doc["evidence"][0].keys()
+    assert {"path", "format", "size", "sha256"} <= doc["input"][0].keys() and len(doc["input"][0]["sha256"]) == 64
+    assert isinstance(doc["warnings"], list)
+
+
+def test_cli_oneline_markdown_report_file_and_errors(write, tmp_path) -> None:
+    path = write("early.log", caffe([(0, "2.30"), (20, "nan")]))
+    one = CliRunner().invoke(main, ["diagnose", "--oneline", str(path)])
+    assert one.exit_code == 1 and len(one.stdout.strip()) <= 200 and "\n" not in one.stdout.strip()
+    md = CliRunner().invoke(main, ["diagnose", "--format", "markdown", str(path)])
+    assert "`L301`" in md.stdout
+    report = tmp_path / "r.json"
+    out = CliRunner().invoke(main, ["diagnose", "--oneline", "--report", str(report), str(path)])
+    assert out.exit_code == 1 and json.loads(report.read_text())["verdict"]["code"] == "L301"
+    again = CliRunner().invoke(main, ["diagnose", "--report", str(report), str(path)])
+    assert again.exit_code == 2  # never overwrites without --force
+    missing = CliRunner().invoke(main, ["diagnose", str(tmp_path / "nope.log")])
+    assert missing.exit_code == 2 and missing.stderr.startswith("logsleuth: error:")
+
+
+def test_library_accepts_a_series(write) -> None:
+    path = write("early.log", caffe([(0, "2.30"), (20, "nan")]))
+    assert diagnose(logsleuth.read_log(path)).verdict.code == diagnose(path).verdict.code
+
+
+def test_explain_and_signatures_commands() -> None:
+    assert "How to confirm" in CliRunner().invoke(main, ["explain", "N202"]).stdout
+    listed = CliRunner().invoke(main, ["signatures"]).stdout
+    for code in ("H001", "X101", "N201", "N202", "L301", "S401", "F501", "F502", "N203", "R601", "I000"):
+        assert code in listed
+    assert CliRunner().invoke(main, ["explain", "Z999"]).exit_code == 2
+
+
+def test_evidence_rules_name_catalog_causes() -> None:
+    slugs = {c.slug for c in load_catalog().causes.values()}
+    assert {rule.cause for rule in EVIDENCE_RULES} <= slugs
+
+
+def test_features_are_finite_numbers_or_nan(write) -> None:
+    d = run(write, "early.log", caffe([(0, "2.30"), (20, "nan")]))
+    assert all(isinstance(v, float) and not math.isinf(v) for v in d.features.values())
