@@ -122,6 +122,8 @@ def _early(f: Mapping[str, float]) -> Guard | None:
     step = f["first_nonfinite_step"]
     if math.isnan(step):
         return None
+    if f["steps_inferred"] == 1 and _n(f, "epoch_at_failure") >= 0.1:
+        return None  # counted records, not iterations: the printed epoch says it was not early
     if step < 100 or (f["n_logged_before_failure"] <= 1 and step <= 1000):
         return Guard(("L301",), f"non-finite at step {int(step)}, with at most one finite record before it")
     return None

@@ -843,6 +843,23 @@ def log_steps_span(run: _Run) -> float:
     return float(steps.max() - steps.min()) if len(steps) else _NAN
 
 
+@_feature("steps_inferred", "0/1", """1 when the log prints no step and steps are counted
+    records (Hugging Face dicts without a progress bar): then a small step says nothing
+    about how early in training the run was.""")
+def steps_inferred(run: _Run) -> float:
+    return _flag(any("no step" in note for note in run.series.notes))
+
+
+@_feature("epoch_at_failure", "epochs", """The epoch printed on (or inherited by) the first
+    non-finite value's line; nan when the log prints no epoch or nothing failed.""")
+def epoch_at_failure(run: _Run) -> float:
+    if run.failure is None:
+        return _NAN
+    rows = run.all_rows[(run.all_rows["line"] == run.failure["line"])]
+    epochs = rows["epoch"].dropna()
+    return float(epochs.iloc[0]) if len(epochs) else _NAN
+
+
 @_feature("first_logged_step", "steps", """Step of the first train record (0 when the log
     starts with training; large when it is a window pasted from the middle of a run, where
     a flat loss says nothing about whether the run ever descended); nan without steps.""")
