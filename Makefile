@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv demo test bench bench-quick goldens clean
+.PHONY: venv demo test bench bench-quick accuracy corpus model goldens clean
 
 $(BIN)/logsleuth: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,9 @@ $(BIN)/logsleuth: pyproject.toml
 venv: $(BIN)/logsleuth
 
 demo: venv
-	$(BIN)/logsleuth parse sample_logs/caffe_sudden_nan.log | head -20
-	@echo "..."
-	$(BIN)/logsleuth formats --no-samples
+	$(BIN)/logsleuth diagnose sample_logs/caffe_sudden_nan.log || [ $$? -eq 1 ]
+	$(BIN)/logsleuth diagnose sample_logs/hf_trainer_hidden_nan.log --oneline || [ $$? -eq 1 ]
+	$(BIN)/logsleuth parse sample_logs/caffe_sudden_nan.log | head -8
 
 test: venv
 	$(BIN)/pytest
@@ -29,6 +29,16 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python bench/throughput.py --quick
+
+accuracy: venv
+	$(BIN)/python bench/accuracy.py $(if $(wildcard corpus/data/labels.csv),--corpus corpus/data)
+
+corpus: venv
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/python -m corpus.build --out corpus/data
+
+model: corpus
+	$(BIN)/python -m logsleuth.train corpus/data
 
 clean:
 	rm -rf $(VENV) bench/out .pytest_cache

@@ -77,12 +77,12 @@ def to_text(d: Diagnosis) -> str:
                 lines.append(f"      {e.text[:160]}")
     if d.causes:
         lines.append("Likely causes")
-        for n, c in enumerate(d.causes[:4], 1):
+        for n, c in enumerate(d.causes[:3], 1):
             lines.append(f"  {n}. {c.code} {c.title} ({c.probability:.0%})")
-            for why in c.because[:2]:
-                lines.append(f"       because {why}")
-            for fix in c.fixes[:2]:
-                lines.append(f"       fix: {fix}")
+            if c.because:
+                lines.append(f"       because {'; '.join(c.because[:2])}")
+            if c.fixes:
+                lines.append(f"       fix: {c.fixes[0]}")
     if d.bad_sample:
         lines.append(f"Bad sample: {d.bad_sample.get('summary', '')}")
     for step in d.next_steps:

@@ -142,6 +142,8 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
     for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
         prep.events.append((int(np.searchsorted(nl, p)), p, s, kind, fields, line_text(chunk, p)))
     prep.hparams = [(int(np.searchsorted(nl, p)), k, v) for p, k, v in batch.hparams]
+    for p, _, _ in batch.hparams[:200]:  # header lines are evidence too
+        prep.texts.setdefault(int(np.searchsorted(nl, p)), line_text(chunk, p))
     return prep
 
 

@@ -53,13 +53,26 @@ def _test_score(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
                             None, None, None)
 
 
+def _key_position(body: bytes, key: str) -> int:
+    """Offset in the echo of the line that printed ``key`` (``layer.pool1.stride`` is the
+    ``stride:`` after ``name: "pool1"``); 0 when not found."""
+    parts = key.split(".")
+    start = 0
+    if len(parts) == 3 and parts[0] == "layer":
+        start = max(body.find(f'name: "{parts[1]}"'.encode()), 0)
+    at = body.find(f"{parts[-1]}:".encode(), start)
+    return max(at, 0)
+
+
 def _prototxt_echo(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
-        flat = flatten_prototxt(parse_prototxt(m.group("body").decode("utf-8", "replace")))
+        body = m.group("body")
+        flat = flatten_prototxt(parse_prototxt(body.decode("utf-8", "replace")))
         for key, value in flat.items():
-            out.hparams.append((m.start(), key, value))
+            pos = m.start("body") + _key_position(body, key)
+            out.hparams.append((pos, key, value))
             if key.endswith(".batch_size"):
-                out.hparams.append((m.start(), "batch_size", value))
+                out.hparams.append((pos, "batch_size", value))
         out.events.append((m.start(), None, "config", {"source": m.group("what").decode()}))
 
 

@@ -78,7 +78,7 @@ def test_caffe_header_echo_becomes_hyperparameters(write) -> None:
     hp = logsleuth.read_log(write("c.log", text)).hparams
     assert hp["base_lr"].value == 0.01 and hp["lr_policy"].value == "step" and hp["clip_gradients"].value == 10
     assert hp["layer.pool1.kernel_size"].value == 2 and hp["layer.pool1.stride"].value == 3
-    assert hp["batch_size"].value == 64 and hp["base_lr"].line == 1
+    assert hp["batch_size"].value == 64 and hp["base_lr"].line == 2
 
 
 def test_namespace_echo(write) -> None:
