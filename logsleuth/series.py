@@ -250,7 +250,7 @@ class Assembler:
             "step": pd.array(np.round(step[rows]), dtype="Float64").astype("Int64"),
             "metric": pd.Categorical.from_codes(prep.metric[rows], categories=prep.names),
             "value": prep.value[rows],
-            "phase": pd.Categorical(prep.phase[rows], categories=PHASES),
+            "phase": pd.Categorical.from_codes((prep.phase[rows] == "eval").astype(np.int8), categories=PHASES),
             "segment": segment[rows],
             "rank": pd.array(rank, dtype="Float64").astype("Int64"),
             "epoch": prep.epoch[rows],

@@ -58,6 +58,19 @@ class Batch:
         self.it.append(it)
         self.total.append(total)
 
+    def extend(self, pos: list[int], step: list, metric: list, value: list, phase: list, epoch: list) -> None:
+        """Many records from parallel lists (a handler collects locally, then adds once)."""
+        n = len(pos)
+        self.pos += pos
+        self.step += step
+        self.metric += metric
+        self.value += value
+        self.phase += phase
+        self.epoch += epoch
+        none = [None] * n
+        self.it += none
+        self.total += none
+
     def metric_record(self, pos: int, step: int | None, name: str, value: bytes, phase: str = "train") -> None:
         self.add(pos, step, name, value, phase)
 

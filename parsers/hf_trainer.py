@@ -38,10 +38,24 @@ def _pairs(payload: bytes, regex: re.Pattern[bytes]) -> tuple[float | None, int 
 
 
 def _dict_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """One record per numeric item of each dict line (collected, then added at once)."""
+    pos: list[int] = []
+    steps: list = []
+    names: list[str] = []
+    values: list[bytes] = []
+    phases: list[str] = []
+    epochs: list = []
     for m in matches:
         epoch, step, pairs = _pairs(m.group(1), _ITEM)
+        start = m.start()
         for name, value in pairs:
-            out.add(m.start(), step, name, value, phase_of(name), epoch, None, None)
+            pos.append(start)
+            steps.append(step)
+            names.append(name)
+            values.append(value)
+            phases.append(phase_of(name))
+            epochs.append(epoch)
+    out.extend(pos, steps, names, values, phases, epochs)
 
 
 def _metrics_block(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
