@@ -174,5 +174,20 @@ def formats(samples: bool) -> None:
             click.echo(f"{'':18s}   e.g. {fmt.samples[0][:110]}")
 
 
+def _add_feature_commands() -> None:
+    """Commands living in their own packages (replay, audit); their heavy dependencies
+    (torch, dask) are imported only when the command runs."""
+    from importlib import import_module
+
+    for module, name in (("logsleuth.replay.cli", "replay"), ("logsleuth.fleet.cli", "audit")):
+        try:
+            main.add_command(getattr(import_module(module), name))
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+
+
+_add_feature_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

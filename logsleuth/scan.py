@@ -49,12 +49,9 @@ def scan_chunk(fmt: Format, chunk: bytes) -> Batch:
     present = {i for i, _, _ in automaton.find_matches_as_indexes(chunk, overlapping=True)}
     for i in sorted(present):  # registry order: format rules first, then the common ones
         rules[i].run(chunk, out)
-    line_starts = None
     for rule in fmt.rules:
         if isinstance(rule, ColumnRule) and rule.anchor in chunk:
-            if line_starts is None:
-                line_starts = np.r_[0, np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10) + 1]
-            found = extract(rule, chunk, line_starts)
+            found = extract(rule, chunk)
             if found is not None:
                 pos, step, metric, values, bad, hparams = found
                 out.arrays.append((pos, step, metric, values, rule.phase))

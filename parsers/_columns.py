@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Callable
 
 import numpy as np
@@ -43,22 +42,23 @@ class ColumnRule:
     rx: "re.Pattern[bytes]" = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rx", re.compile(self.pattern.replace("{VAL}", VAL).encode()))
-        if not self.rx.pattern.startswith(re.escape(self.anchor)) and not self.rx.pattern.startswith(self.anchor):
+        source = self.pattern.replace("{VAL}", VAL).encode()
+        if not source.startswith(re.escape(self.anchor)) and not source.startswith(self.anchor):
             raise ValueError(f"column rule {self.name}: pattern must start with its anchor {self.anchor!r}")
+        # group 1 wraps the whole match: its length gives exact positions without counting
+        object.__setattr__(self, "rx", re.compile(b"(" + source + b")"))
 
 
-def extract(rule: ColumnRule, chunk: bytes, line_starts: np.ndarray):
+def extract(rule: ColumnRule, chunk: bytes):
     """(positions, steps, metrics, values, positions of unreadable values, hparams) of the
-    matches of ``rule`` in ``chunk``, or None when there are none. A position is the
-    start of the match's line (enough to order records and to find line numbers)."""
+    matches of ``rule`` in ``chunk``, or None when there are none."""
     pieces = rule.rx.split(chunk)
     width = rule.rx.groups + 1
     if len(pieces) == 1:
         return None
-    between = pieces[0:-1:width]
-    line = np.cumsum(np.fromiter(map(bytes.count, between, repeat(b"\n")), np.int64, len(between)))
-    pos = line_starts[line]
+    lengths = np.fromiter(map(len, pieces[0::width]), np.int64)  # text between matches
+    whole = np.fromiter(map(len, pieces[1::width]), np.int64)  # each match
+    pos = np.cumsum(lengths[:-1]) + np.concatenate(([0], np.cumsum(whole[:-1])))
     group = {name: pieces[index::width] for name, index in rule.rx.groupindex.items()}
     step = _steps(group["step"]) if "step" in group else np.full(len(pos), _NAN)
     metric = _metrics(rule, group)

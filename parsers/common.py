@@ -21,12 +21,16 @@ _EXC_RX = re.compile(rb"(?:^|[\s:])((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exceptio
 
 
 def _scale_event(kind: str):
+    """An overflow / loss-scale message: an event, and the new scale as a ``loss_scale``
+    record, so the loss-scale trajectory is a series like any other."""
+
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         for m in matches:
             g = m.groupdict()
             fields: dict[str, object] = {}
             if g.get("scale"):
                 fields["loss_scale"] = to_float(g["scale"])
+                out.add(m.start(), None, "loss_scale", g["scale"])
             if g.get("attempted"):
                 fields["attempted_scale"] = to_float(g["attempted"])
             if g.get("rank"):
