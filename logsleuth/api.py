@@ -69,7 +69,7 @@ def start_parse(source: object, format: str | None = None) -> Parse:
     return Parse(log, fmt, Assembler(fmt))
 
 
-def read_log(source: object, format: str | None = None) -> RunSeries:
+def read_log(source: object, format: str | None = None, progress: Progress | None = None) -> RunSeries:
     """Read a whole training log into a :class:`RunSeries`.
 
     Parameters
@@ -85,7 +85,7 @@ def read_log(source: object, format: str | None = None) -> RunSeries:
         ``.frame`` is the long pandas frame, ``.wide()`` the pivoted view.
     """
     parse = start_parse(source, format)
-    return parse.series(list(parse.frames()))
+    return parse.series(list(parse.frames(progress)))
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -126,7 +126,8 @@ def _sha256_in_background(path: str) -> Callable[[], str | None]:
     return wait
 
 
-def diagnose(sources: "object | Sequence[object]", format: str | None = None) -> "Diagnosis":
+def diagnose(sources: "object | Sequence[object]", format: str | None = None,
+             progress: Callable[[str, int | None], Progress | None] | None = None) -> "Diagnosis":
     """Diagnose one run from its log(s): several logs are attempts of the same job.
 
     Parameters
@@ -134,6 +135,8 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None) ->
     sources : path, stream, RunSeries, or a list of them
     format : str, optional
         Force the log format (detected otherwise).
+    progress : callable, optional
+        ``progress(path, size)`` returns a per-chunk callback (bytes read) or None.
 
     Returns
     -------
@@ -154,7 +157,8 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None) ->
             inputs.append(InputInfo(item.source, item.format, item.size, None, item.compression))
             continue
         digest = _sha256_in_background(str(item)) if isinstance(item, (str, os.PathLike)) else (lambda: None)
-        run = read_log(item, format)
+        size = os.path.getsize(item) if isinstance(item, (str, os.PathLike)) and os.path.isfile(item) else None
+        run = read_log(item, format, progress(str(item), size) if progress else None)
         runs.append(run)
         inputs.append(InputInfo(run.source, run.format, run.size, digest(), run.compression))
     features = compute_features(runs)

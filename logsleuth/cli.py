@@ -135,7 +135,15 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
 
     if report and os.path.exists(report) and not force:
         raise InputError(f"{report}: exists; pass --force to overwrite it")
-    result = run_diagnosis(list(logs), log_format)
+    bars: list[_Progress] = []
+
+    def progress(path: str, size: int | None) -> _Progress:
+        bars.append(_Progress(size, path))
+        return bars[-1]
+
+    result = run_diagnosis(list(logs), log_format, progress)
+    for bar in bars:
+        bar.close()
     if report:
         with open(report, "w") as f:
             f.write(to_json(result))

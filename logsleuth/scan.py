@@ -20,6 +20,7 @@ from .parsers._columns import ColumnRule, extract
 
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
+_LABEL_RX = re.compile(rb"(?m)^(\d{1,4}): ")
 _RANK_GATE = re.compile(rb"\[(?:rank|default|RANK )\d+\]")
 _BAR_LOOKBACK = 4096
 
@@ -96,11 +97,23 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
             out.add(bar[0], bar[1], None, None, "bar", None, None, bar[2])
 
 
+def _rank_prefix_rx(chunk: bytes) -> "re.Pattern[bytes] | None":
+    """Which rank-prefix style the chunk uses: ``[rank3]:`` / ``[default3]:`` (torchrun),
+    or ``3: `` (srun --label) when it starts most lines of the chunk's head."""
+    if _RANK_GATE.search(chunk) is not None:  # one literal-anchored pass
+        return _RANK_RX
+    head = chunk[:65536]
+    if head[:1].isdigit() and len(_LABEL_RX.findall(head)) > 0.5 * max(1, head.count(b"\n")):
+        return _LABEL_RX
+    return None
+
+
 def ranks_of(chunk: bytes, positions: np.ndarray, newlines: np.ndarray) -> np.ndarray | None:
-    """Rank of each position from ``[rank3]:``-style line prefixes, or None if there are none."""
-    if _RANK_GATE.search(chunk) is None:  # one literal-anchored pass; most logs have no rank prefixes
+    """Rank of each position from its line's rank prefix, or None if lines have none."""
+    rx = _rank_prefix_rx(chunk)
+    if rx is None:
         return None
-    found = [(m.start(), int(m.group(1))) for m in _RANK_RX.finditer(chunk)]
+    found = [(m.start(), int(m.group(1))) for m in rx.finditer(chunk)]
     if not found:
         return None
     starts = np.array([p for p, _ in found], dtype=np.int64)

@@ -27,6 +27,12 @@ def test_rank_prefixes_and_primary_rank_segments(write) -> None:
     assert series.frame["segment"].max() == 0  # rank 1 printing step 1 after rank 0's step 1 is no restart
 
 
+def test_srun_label_prefixes_are_ranks(write) -> None:
+    text = "".join(f"{r}: epoch 1 iter {s} loss {1 / s:.3f}\n" for s in (1, 2, 3) for r in (0, 1))
+    series = logsleuth.read_log(write("srun.log", text), format="generic")
+    assert series.frame.groupby("rank")["step"].apply(list).to_dict() == {0: [1, 2, 3], 1: [1, 2, 3]}
+
+
 def test_hf_steps_come_from_the_bar_before_each_dict(write) -> None:
     text = ("".join(f"\r {i}%|#   | {i}/100 [00:01<00:10, 9.0it/s]" for i in range(1, 11))
             + "\n{'loss': 0.5, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.1}\n"
