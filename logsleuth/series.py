@@ -29,7 +29,7 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
-from .parsers._base import Batch, Format
+from .parsers._base import Batch, Format, line_at
 from .parsers._grammar import to_floats
 from .scan import ranks_of
 from .types import COLUMNS, Event, Hparam
@@ -50,10 +50,7 @@ def _ffill(values: np.ndarray, carry: float) -> np.ndarray:
 
 def line_text(chunk: bytes, pos: int, limit: int = 400) -> str:
     """The progress-bar update or line containing ``pos``, decoded leniently."""
-    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
-    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e != -1]
-    end = min(ends) if ends else len(chunk)
-    return chunk[start:min(end, start + limit)].decode("utf-8", "replace").strip()
+    return line_at(chunk, pos)[1][:limit].decode("utf-8", "replace").strip()
 
 
 def _floats(values: list) -> np.ndarray:

@@ -292,17 +292,6 @@ def fixed(metric: str, phase: str = "train") -> Handler:
     return handle
 
 
-def keyed(names: Mapping[bytes, str], phase: str = "train") -> Handler:
-    """Groups ``step``, ``key``, ``value``: the key picks the metric name from ``names``."""
-
-    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        for m in matches:
-            step, key, value = m.group("step", "key", "value")
-            out.add(m.start(), _int(step), names[key], value, phase)
-
-    return handle
-
-
 def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mapping[str, str] | None = None,
                phase: str | None = None, step_keys: Iterable[str] = ()) -> Handler:
     """Group ``payload`` holds ``key: value`` pairs; optional groups ``step``, ``epoch``,
@@ -343,16 +332,5 @@ def event(kind: str, **static: object) -> Handler:
             fields = {k: v.decode("utf-8", "replace") for k, v in m.groupdict().items() if v is not None}
             step = fields.pop("step", None)
             out.events.append((m.start(), int(step) if step else None, kind, {**static, **fields}))
-
-    return handle
-
-
-def combine(*handlers: Handler) -> Handler:
-    """Run several handlers over the same matches (e.g. a metric and an event)."""
-
-    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        found = list(matches)
-        for h in handlers:
-            h(iter(found), out)
 
     return handle

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Rule, combine, event, fixed
+from ._base import Batch, Rule, canonical, event, line_at
 from ._grammar import to_float
 from .hparams import parse_python_kwargs
 
@@ -49,7 +49,7 @@ def _fpe(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 def _tensor_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """``{'loss_cls': tensor(nan, device='cuda:0', ...), ...}``: each tensor value is a record."""
-    from ._base import canonical
+
 
     for m in matches:
         for key, value in _TENSOR_KV.findall(m.group("body")):
@@ -69,7 +69,7 @@ def _error(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     seen: set[int] = set()
     for m in matches:
         chunk = m.string
-        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        start = line_at(chunk, m.start())[0]
         if start in seen:
             continue
         end = chunk.find(b"\n", m.start())
@@ -140,4 +140,4 @@ COMMON_RULES: tuple[Rule, ...] = (
          r"TrainingArguments\((?P<body>(?:[^()]|\([^()]*\))*)\)", _kwargs_echo("TrainingArguments")),
 )
 
-__all__ = ["COMMON_RULES", "fixed", "combine"]
+__all__ = ["COMMON_RULES"]

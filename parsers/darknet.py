@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule
+from ._base import Batch, Format, Rule, line_at
 from ._grammar import VAL
 
 _HEAD = re.compile(rb"(\d+): (" + VAL.encode() + rb"), (" + VAL.encode() + rb")$")
@@ -15,7 +15,7 @@ _HEAD = re.compile(rb"(\d+): (" + VAL.encode() + rb"), (" + VAL.encode() + rb")$
 def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         chunk = m.string
-        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        start = line_at(chunk, m.start())[0]
         head = _HEAD.search(chunk, start, m.start())
         if head is None:
             out.unparsed.append(m.start())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical
+from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at
 from ._grammar import NUM
 
 _PIPE_KV = re.compile(rb"\| (\w+) (" + NUM.encode() + rb")(?= \||\s*$)")
@@ -28,7 +28,7 @@ _NOISE = frozenset({"wps", "ups", "wpb", "bsz", "wall", "train_wall", "oom", "gb
 def _epoch_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         chunk = m.string
-        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        start = line_at(chunk, m.start())[0]
         context = chunk[start:m.start()]
         epoch, inner, rest = m.groups()
         valid = b"valid on" in rest or b"| valid" in context

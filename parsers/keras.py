@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical, phase_of
+from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at, phase_of
 
 _COUNT = re.compile(rb"(\d+)/(\d+)(?= \[[=>.]*\]| - )")
 _KV = KV_STYLES["colon"]
@@ -29,7 +29,7 @@ def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     chunk = None
     for m in matches:
         chunk = m.string
-        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        start = line_at(chunk, m.start())[0]
         count = _COUNT.search(chunk, start, m.start())
         it, total = (int(count.group(1)), int(count.group(2))) if count else (None, None)
         for key, value in _KV.findall(m.group(1)):

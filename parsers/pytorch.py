@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, phase_of
+from ._base import Batch, Format, Rule, canonical, line_at, phase_of
 from ._grammar import NUM
 from .generic import lines_with_metrics
 
@@ -114,5 +114,5 @@ def _free_form_unclaimed(matches: Iterator[re.Match[bytes]], out: Batch) -> None
 
 def _claimed(m: re.Match[bytes]) -> bool:
     chunk = m.string
-    start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+    start = line_at(chunk, m.start())[0]
     return any(chunk.find(c, start, m.start()) != -1 for c in _CLAIMED)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule
+from ._base import Batch, Format, Rule, line_at
 from ._grammar import snake
 
 _ROW_HEAD = re.compile(rb"(\d+)/(\d+)\s+[\d.]+$")
@@ -33,7 +33,7 @@ def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     names: tuple[str, ...] | None = None
     for m in matches:
         chunk = m.string
-        start = max(chunk.rfind(b"\n", 0, m.start()), chunk.rfind(b"\r", 0, m.start())) + 1
+        start = line_at(chunk, m.start())[0]
         head = _ROW_HEAD.search(chunk, max(start, m.start() - 60), m.start())
         if head is None:
             continue
