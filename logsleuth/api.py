@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-import pandas as pd
-from pandas.api.types import union_categoricals
+import pyarrow as pa
 
 from .parsers._base import Format
 
@@ -18,6 +17,8 @@ from .series import Assembler
 from .types import COLUMNS, RunSeries
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .types import Diagnosis, Verdict
 
 Progress = Callable[[int], None]
@@ -25,25 +26,26 @@ Progress = Callable[[int], None]
 
 @dataclass
 class Parse:
-    """A log being parsed: iterate :meth:`frames` (bounded memory), then call :meth:`series`."""
+    """A log being parsed: iterate :meth:`frames` (Arrow tables, chunk by chunk, bounded
+    memory), then call :meth:`series`. pandas is imported only by :meth:`series`."""
 
     log: LogInput
     fmt: Format
     assembler: Assembler
 
-    def frames(self, progress: Progress | None = None, jobs: int | None = None) -> Iterator[pd.DataFrame]:
+    def frames(self, progress: Progress | None = None, jobs: int | None = None) -> Iterator[pa.Table]:
         """Finished rows chunk by chunk; ``jobs`` processes scan a large plain file in parallel."""
         try:
             for nbytes, prep in prepared_chunks(self.log, self.fmt, jobs):
                 frame = self.assembler.feed(prep)
                 if progress:
                     progress(nbytes)
-                if len(frame):
+                if frame.num_rows:
                     yield frame
         finally:
             self.log.close()
 
-    def series(self, frames: list[pd.DataFrame] | None = None) -> RunSeries:
+    def series(self, frames: list[pa.Table] | None = None) -> RunSeries:
         """The finished :class:`RunSeries` (pass the collected frames, or none for metadata only)."""
         a = self.assembler
         frame = _concat(frames or [])
@@ -88,15 +90,20 @@ def read_log(source: object, format: str | None = None, progress: Progress | Non
     return parse.series(list(parse.frames(progress)))
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    if not frames:
+def _concat(tables: list[pa.Table]) -> "pd.DataFrame":
+    """The chunks' Arrow tables as one pandas frame (categorical metric and phase,
+    nullable integer step and rank)."""
+    import pandas as pd
+
+    if not tables:
         empty = pd.DataFrame({c: [] for c in COLUMNS})
         return empty.astype({"step": "Int64", "value": "float64", "segment": "int64", "rank": "Int64",
                              "epoch": "float64", "line": "int64", "metric": "category", "phase": "category"})
-    metric = union_categoricals([f["metric"] for f in frames])
-    frame = pd.concat([f.drop(columns="metric") for f in frames], ignore_index=True)
-    frame.insert(1, "metric", metric)
-    return frame.astype({"phase": "category"})
+    table = pa.concat_tables(tables).unify_dictionaries()
+    frame = table.to_pandas(integer_object_nulls=False)
+    frame["step"] = frame["step"].astype("Int64")
+    frame["rank"] = frame["rank"].astype("Int64")
+    return frame
 
 
 def _sha256_in_background(path: str) -> Callable[[], str | None]:

@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterator
 
 from .errors import InputError
 
-CHUNK = 4 << 20
+CHUNK = 2 << 20
 HEAD = 64 << 10
 _ANSI_RX = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _MAGIC = (

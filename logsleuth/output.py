@@ -1,7 +1,8 @@
 """Streaming writers for the long series: csv (default), jsonl, parquet.
 
 Frames arrive chunk by chunk and are written at once, so memory stays bounded. CSV and
-Parquet go through pyarrow (C++), JSON lines through pandas. Non-finite values are
+Parquet go through pyarrow (C++) straight from the Arrow tables the assembler produces,
+JSON lines through pandas. Non-finite values are
 ``nan``, ``inf``, ``-inf`` in csv, the strings ``"nan"``/``"inf"``/``"-inf"`` in jsonl
 (strict JSON has no such numbers), and real IEEE values in parquet.
 """
@@ -13,11 +14,15 @@ import sys
 from typing import BinaryIO, Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from .errors import InputError
 from .types import COLUMNS
+
+#: the rows' Arrow schema (metric and phase dictionary-encoded)
+SCHEMA = pa.schema([("step", pa.int64()), ("metric", pa.dictionary(pa.int32(), pa.string())),
+                    ("value", pa.float64()), ("phase", pa.dictionary(pa.int8(), pa.string())),
+                    ("segment", pa.int64()), ("rank", pa.int64()), ("epoch", pa.float64()), ("line", pa.int64())])
 
 OUTPUT_KINDS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
@@ -34,29 +39,11 @@ def output_kind(path: str | None) -> str:
     raise InputError(f"{path}: cannot tell the output kind from the suffix; use .csv, .jsonl or .parquet, or --to")
 
 
-def _text(column: pd.Series) -> pa.Array:
-    """A text column as Arrow: categoricals stay dictionary-encoded (cheap), strings as-is."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return pa.DictionaryArray.from_arrays(pa.array(column.cat.codes.to_numpy(), pa.int32()),
-                                              pa.array(column.cat.categories.astype(str).to_numpy(), pa.string()))
-    return pa.array(column.astype(str).to_numpy(), pa.string())
-
-
-def to_arrow(frame: pd.DataFrame, source: str | None = None) -> pa.Table:
-    """The frame as an Arrow table with NaN kept as NaN (not turned into null)."""
-    cols = {
-        "step": pa.array(frame["step"].astype("Int64"), pa.int64(), from_pandas=True),
-        "metric": _text(frame["metric"]),
-        "value": pa.array(frame["value"].to_numpy(dtype="float64"), pa.float64(), from_pandas=False),
-        "phase": _text(frame["phase"]),
-        "segment": pa.array(frame["segment"].to_numpy(dtype="int64"), pa.int64()),
-        "rank": pa.array(frame["rank"].astype("Int64"), pa.int64(), from_pandas=True),
-        "epoch": pa.array(frame["epoch"].to_numpy(dtype="float64"), pa.float64(), from_pandas=True),
-        "line": pa.array(frame["line"].to_numpy(dtype="int64"), pa.int64()),
-    }
-    if source is not None:
-        cols["source"] = pa.array([source] * len(frame), pa.string())
-    return pa.table(cols)
+def with_source(table: pa.Table, source: str | None) -> pa.Table:
+    """The chunk's rows, plus a ``source`` column when several logs go to one output."""
+    if source is None:
+        return table
+    return table.append_column("source", pa.array([source] * table.num_rows, pa.string()))
 
 
 class _CsvWriter:
@@ -68,9 +55,8 @@ class _CsvWriter:
         stream.write(header.encode() + b"\n")
         self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed" if with_source else "none")
 
-    def write(self, frame: pd.DataFrame, source: str) -> None:
-        table = to_arrow(frame, source if self.with_source else None)
-        self._csv.write_csv(table, self.stream, self._options)
+    def write(self, table: pa.Table, source: str) -> None:
+        self._csv.write_csv(with_source(table, source if self.with_source else None), self.stream, self._options)
 
     def close(self) -> None:
         self.stream.flush()
@@ -80,8 +66,9 @@ class _JsonlWriter:
     def __init__(self, stream: BinaryIO, with_source: bool) -> None:
         self.stream, self.with_source = stream, with_source
 
-    def write(self, frame: pd.DataFrame, source: str) -> None:
-        out = frame.astype({"value": object, "metric": str, "phase": str})
+    def write(self, table: pa.Table, source: str) -> None:
+        frame = table.to_pandas()
+        out = frame.astype({"value": object, "metric": str, "phase": str, "step": "Int64", "rank": "Int64"})
         values = frame["value"].to_numpy()
         bad = ~np.isfinite(values)
         out.loc[bad, "value"] = [("nan" if np.isnan(v) else "inf" if v > 0 else "-inf") for v in values[bad]]
@@ -100,18 +87,15 @@ class _ParquetWriter:
 
         self.path, self.with_source, self._pq, self._writer = path, with_source, pq, None
 
-    def write(self, frame: pd.DataFrame, source: str) -> None:
-        table = to_arrow(frame, source if self.with_source else None)
+    def write(self, table: pa.Table, source: str) -> None:
+        table = with_source(table, source if self.with_source else None)
         if self._writer is None:
             self._writer = self._pq.ParquetWriter(self.path, table.schema)
         self._writer.write_table(table)
 
     def close(self) -> None:
         if self._writer is None:
-            empty = to_arrow(pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS}).astype(
-                {"step": "Int64", "metric": str, "phase": str, "segment": "int64", "rank": "Int64", "line": "int64"}),
-                "" if self.with_source else None)
-            self._pq.write_table(empty.slice(0, 0), self.path)
+            self._pq.write_table(with_source(SCHEMA.empty_table(), "" if self.with_source else None), self.path)
         else:
             self._writer.close()
 

@@ -9,6 +9,7 @@ take the single-process path, which produces identical output.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from typing import Iterator
@@ -79,6 +80,7 @@ def prepared_chunks(log: LogInput, fmt: Format, jobs: int | None = None) -> Iter
 
     ctx = multiprocessing.get_context("fork")
     spans = _ranges(log.name, log.size or 0, CHUNK)
+    gc.freeze()  # forked workers then share the parent's objects without copying their pages
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(fmt, log.name)) as pool:
         yield from _bounded(pool, spans, window=jobs + 1)
 

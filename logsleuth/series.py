@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from .parsers._base import Batch, Format, line_at
 from .parsers._grammar import to_floats
 from .scan import ranks_of
-from .types import COLUMNS, Event, Hparam
+from .types import Event, Hparam
 
 MAX_TEXTS = 20_000
 PHASES = ("train", "eval")
@@ -70,7 +70,7 @@ class Prepared:
     it: np.ndarray
     total: np.ndarray
     metric: np.ndarray  # int32 codes into ``names``; -1 marks a marker (not a row)
-    names: np.ndarray
+    names: list
     value: np.ndarray
     phase: np.ndarray
     bar: np.ndarray
@@ -107,6 +107,13 @@ def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[int]]:
     return {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}, bad_pos
 
 
+def _factorize(metric: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Metric names -> int32 codes into a list of names; None (a marker) -> -1."""
+    names = [m for m in dict.fromkeys(metric.tolist()) if m is not None]
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index.get(m, -1) for m in metric.tolist()], dtype=np.int32), names
+
+
 def _evidence_rows(value: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Rows whose line text is kept as evidence: every non-finite row (capped), the last
     finite row before each of the first ones, and the first and last rows of the chunk."""
@@ -128,10 +135,10 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
     order = np.argsort(cols["pos"], kind="stable")
     cols = {name: column[order] for name, column in cols.items()}
     pos_a, value_a, phase_a = cols["pos"], cols["value"], cols["phase"]
-    codes, names = pd.factorize(cols["metric"])  # strings -> small ints, once, in the worker
+    codes, names = _factorize(cols["metric"])  # strings -> small ints, once, in the worker
     prep = Prepared(
         newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a), step=cols["step"], epoch=cols["epoch"],
-        it=cols["it"], total=cols["total"], metric=codes.astype(np.int32), names=np.asarray(names, dtype=object),
+        it=cols["it"], total=cols["total"], metric=codes, names=names,
         value=value_a, phase=phase_a, bar=phase_a == "bar", rank=ranks_of(chunk, pos_a, nl),
     )
     prep.unparsed = [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in sorted(bad_pos + batch.unparsed)]
@@ -165,13 +172,13 @@ class Assembler:
         self.texts: dict[int, str] = {}
         self.rows = 0
 
-    def feed(self, prep: Prepared) -> pd.DataFrame:
+    def feed(self, prep: Prepared) -> pa.Table:
         step = self._steps(prep)
         segment, event_segments = self._segments(prep, step)
         frame = self._frame(prep, step, segment)
         self._side_tables(prep, step, event_segments)
         self.line0 += prep.newlines
-        self.rows += len(frame)
+        self.rows += frame.num_rows
         return frame
 
     # ---- steps ------------------------------------------------------------------
@@ -240,32 +247,41 @@ class Assembler:
 
     # ---- rows ---------------------------------------------------------------------
 
-    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> pd.DataFrame:
+    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> pa.Table:
+        """This chunk's rows as an Arrow table (see :data:`logsleuth.types.COLUMNS`)."""
         rows = np.flatnonzero(prep.metric >= 0)
+        if self.fmt.dedupe and len(rows) > 1:
+            rows = rows[~self._copies(prep, step, segment, rows)]
+        step_r = np.round(step[rows])
         rank = prep.rank[rows] if prep.rank is not None else np.full(len(rows), _NAN)
-        frame = pd.DataFrame({
-            "step": pd.array(np.round(step[rows]), dtype="Float64").astype("Int64"),
-            "metric": pd.Categorical.from_codes(prep.metric[rows], categories=prep.names),
-            "value": prep.value[rows],
-            "phase": pd.Categorical.from_codes((prep.phase[rows] == "eval").astype(np.int8), categories=PHASES),
-            "segment": segment[rows],
-            "rank": pd.array(rank, dtype="Float64").astype("Int64"),
-            "epoch": prep.epoch[rows],
-            "line": self.line0 + prep.line[rows],
-        }, columns=list(COLUMNS))
-        if self.fmt.dedupe and len(frame) > 1:
-            frame = self._dedupe(frame)
-        return frame
+        return pa.table({
+            "step": pa.array(np.nan_to_num(step_r).astype(np.int64), pa.int64(), mask=np.isnan(step_r)),
+            "metric": pa.DictionaryArray.from_arrays(pa.array(prep.metric[rows], pa.int32()),
+                                                     pa.array(prep.names, pa.string())),
+            "value": pa.array(prep.value[rows], pa.float64()),
+            "phase": pa.DictionaryArray.from_arrays(pa.array((prep.phase[rows] == "eval").astype(np.int8)),
+                                                    pa.array(PHASES, pa.string())),
+            "segment": pa.array(segment[rows], pa.int64()),
+            "rank": pa.array(np.nan_to_num(rank).astype(np.int64), pa.int64(), mask=np.isnan(rank)),
+            "epoch": pa.array(prep.epoch[rows], pa.float64(), mask=np.isnan(prep.epoch[rows])),
+            "line": pa.array(self.line0 + prep.line[rows], pa.int64()),
+        })
 
     @staticmethod
-    def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
-        """Drop a record repeated (same metric, step, value) within a few lines: a log copy."""
-        key = ["segment", "phase", "metric", "step", "value"]
-        ordered = frame.sort_values(key + ["line"], kind="stable")
-        same = ordered[key].eq(ordered[key].shift()).all(axis=1)
-        gap = ordered["line"].diff()
-        drop = ordered.index[same & gap.le(_DEDUP_LINES) & gap.gt(0)]
-        return frame.drop(index=drop).reset_index(drop=True)
+    def _copies(prep: Prepared, step: np.ndarray, segment: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Mask of rows repeating an earlier row (same segment, phase, metric, step and
+        value) within a few lines: the second copy of a message printed by two loggers."""
+        keys = (prep.line[rows], prep.value[rows], step[rows], prep.metric[rows], prep.phase[rows] == "eval",
+                segment[rows])
+        order = np.lexsort(keys)
+        same = np.ones(len(order) - 1, dtype=bool)
+        for key in keys[1:]:
+            k = key[order]
+            same &= (k[1:] == k[:-1]) | (np.isnan(k[1:]) & np.isnan(k[:-1]) if k.dtype.kind == "f" else False)
+        gap = np.diff(prep.line[rows][order])
+        copy = np.zeros(len(rows), dtype=bool)
+        copy[order[1:][same & (gap > 0) & (gap <= _DEDUP_LINES)]] = True
+        return copy
 
     # ---- events, hyperparameters, unparsed, texts ----------------------------------
 

@@ -9,7 +9,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: columns of the long frame, in output order
 COLUMNS = ("step", "metric", "value", "phase", "segment", "rank", "epoch", "line")
@@ -82,7 +85,7 @@ class RunSeries:
         Caveats, e.g. that steps were inferred because the log prints none.
     """
 
-    frame: pd.DataFrame
+    frame: "pd.DataFrame"
     events: tuple[Event, ...]
     hparams: Mapping[str, Hparam]
     source: str
@@ -95,7 +98,7 @@ class RunSeries:
     texts: Mapping[int, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
-    def wide(self) -> pd.DataFrame:
+    def wide(self) -> "pd.DataFrame":
         """One row per (segment, rank, phase, step), one column per metric (last value wins)."""
         index = ["segment", "rank", "phase", "step"]
         frame = self.frame.assign(rank=self.frame["rank"].fillna(-1))
@@ -110,9 +113,12 @@ class RunSeries:
     def first_nonfinite(self) -> NonFinite | None:
         """The first non-finite loss / grad-norm value or non-finite event, by line (an event
         wins a tie: on a progress-bar line it was printed before the value went non-finite)."""
+        import numpy as np
+        import pandas as pd
+
         f = self.frame
-        watched = f["metric"].map(lambda m: is_loss_metric(m) or m in GRAD_METRICS)
-        bad = f[watched.astype(bool) & ~pd.Series(f["value"].map(math.isfinite), index=f.index).astype(bool)]
+        watched = f["metric"].map(lambda m: is_loss_metric(m) or m in GRAD_METRICS).astype(bool).to_numpy()
+        bad = f[watched & ~np.isfinite(f["value"].to_numpy(dtype=float))]
         best: NonFinite | None = None
         if len(bad):
             row = bad.iloc[0]

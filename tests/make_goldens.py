@@ -12,7 +12,7 @@ import io
 import sys
 from pathlib import Path
 
-import logsleuth
+from logsleuth.api import start_parse
 from logsleuth.output import _CsvWriter
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -20,10 +20,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 def render(log: Path) -> str:
     """The golden body for one fixture log (its format is the folder name)."""
-    series = logsleuth.read_log(log, format=log.parent.name)
+    job = start_parse(log, format=log.parent.name)
+    tables = list(job.frames())
+    series = job.series(tables)
     out = io.BytesIO()
     writer = _CsvWriter(out, with_source=False)
-    writer.write(series.frame, source=str(log))
+    for table in tables:  # exactly what `logsleuth parse` writes
+        writer.write(table, source=str(log))
     lines = [out.getvalue().decode().rstrip("\n"), "# events: kind,step,line,segment,fields"]
     lines += [f"{e.kind},{e.step},{e.line},{e.segment},{sorted(e.fields.items())}" for e in series.events]
     first = series.first_nonfinite()

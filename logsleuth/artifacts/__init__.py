@@ -1,0 +1,123 @@
+"""Run artefacts beyond text logs, read into the same :class:`~logsleuth.types.RunSeries`.
+
+* TensorBoard event files (:mod:`.tfevents`, no TensorFlow needed, every point kept);
+* Hugging Face ``trainer_state.json`` (:mod:`.trainer_state`);
+* Lightning ``metrics.csv`` and Keras ``CSVLogger`` files (:mod:`.csv_metrics`);
+* MLflow file-store runs (:mod:`.mlflow`).
+
+The kind is told by content, not by name alone: TFRecord framing (or an
+``events.out.tfevents.*`` name), a JSON object with ``log_history``, a CSV header followed
+by a numeric row, an MLflow run layout. Metric names are the text parsers' canonical
+names; ``line`` is a record index (each reader documents which), non-finite values are
+kept, and damage (a truncated event file) is reported in ``RunSeries.notes``.
+
+>>> from logsleuth.artifacts import read_artifact
+>>> series = read_artifact("runs/exp1/events.out.tfevents.1700000000.host")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InputError
+from ..types import RunSeries
+from .csv_metrics import read_csv_metrics, sniff_csv
+from .mlflow import read_mlflow, run_dir_of
+from .tfevents import is_event_file, read_tfevents
+from .trainer_state import looks_like_trainer_state, read_trainer_state
+
+__all__ = ["read_artifact", "artifact_kind", "read_tfevents", "read_trainer_state", "read_csv_metrics",
+           "read_mlflow", "ARTIFACT_KINDS"]
+
+#: what :func:`artifact_kind` returns (and the ``format`` of the series each one gives)
+ARTIFACT_KINDS = ("tfevents", "hf_trainer_state", "lightning_csv", "keras_csv", "csv_metrics", "mlflow")
+_HEAD = 64 << 10
+
+
+def _read(path: str) -> tuple[bytes, str]:
+    """The whole file, decompressed when gzip/bz2/xz/zstd (told by magic bytes)."""
+    from ..io import _decompressor, sniff_compression
+
+    with open(path, "rb") as f:
+        data = f.read()
+    kind = sniff_compression(data[:8])
+    if kind == "none":
+        return data, kind
+    import io
+
+    try:
+        return _decompressor(io.BytesIO(data), kind).read(), kind
+    except Exception as exc:  # corrupt archives raise many types
+        raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
+
+
+def artifact_kind(path: str, head: bytes | None = None) -> str | None:
+    """The artefact kind of a file or directory, or None (e.g. a text log)."""
+    if os.path.isdir(path):
+        return "mlflow" if run_dir_of(path) == os.path.abspath(path) else None
+    name = os.path.basename(path)
+    if "tfevents" in name:
+        return "tfevents"
+    if os.sep + "metrics" + os.sep in os.path.abspath(path) and run_dir_of(path):
+        return "mlflow"
+    if head is None:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEAD)
+        except OSError:
+            return None
+    if is_event_file(path, head[:64]):
+        return "tfevents"
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x28\xb5\x2f\xfd":
+        if not any(x in name.lower() for x in (".json", ".csv")):
+            return None  # a compressed text log: the text pipeline reads those
+        try:
+            head = _read(path)[0][:_HEAD]
+        except InputError:
+            return None
+    if looks_like_trainer_state(head):
+        return "hf_trainer_state"
+    return sniff_csv(head)
+
+
+def read_artifact(path: str | os.PathLike[str], verify: bool = False) -> RunSeries:
+    """Read a run artefact into a :class:`RunSeries`.
+
+    Parameters
+    ----------
+    path : str
+        An event file, a directory of event files (a TensorBoard log dir: files under
+        ``validation/``-like directories give eval metrics), ``trainer_state.json``, a
+        Lightning/Keras CSV, or an MLflow run directory (or a metric file inside one).
+    verify : bool
+        Check TFRecord CRCs of event files (off by default).
+
+    Raises
+    ------
+    InputError
+        The path is missing, unreadable, or no artefact logsleuth knows.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        if run_dir_of(path):
+            return read_mlflow(path)
+        events = sorted(os.path.join(here, f) for here, _, files in os.walk(path) for f in files if "tfevents" in f)
+        if events:
+            return read_tfevents(events, root=path, verify=verify, source=path)
+        raise InputError(f"{path}: a directory without event files or an MLflow run; pass the files")
+    kind = artifact_kind(path)
+    if kind == "tfevents":
+        return read_tfevents(path, verify=verify)
+    if kind == "mlflow":
+        return read_mlflow(path)
+    if kind is None:
+        raise InputError(f"{path}: not a run artefact logsleuth knows (for a text log use read_log)")
+    data, compression = _read(path)
+    reader = read_trainer_state(path, data) if kind == "hf_trainer_state" else read_csv_metrics(path, data, kind)
+    if compression != "none":
+        from dataclasses import replace
+
+        reader = replace(reader, compression=compression, size=os.path.getsize(path))
+    return reader

@@ -1,0 +1,232 @@
+"""One training step, the way the original job ran it, with knobs for the counterfactuals.
+
+The step is the canonical PyTorch loop: ``zero_grad``; forward and loss under
+``torch.autocast`` when the adapter says training used it; the per-sample loss reduced
+as the adapter says; ``backward`` (through the ``GradScaler`` when there is one);
+``unscale_``; clipping when training clipped; ``optimizer.step()`` (``scaler.step``);
+``scheduler.step()``. Everything the engine adds only reads values: the gradient norm
+(``torch.nn.utils.get_total_norm``, not the in-place ``clip_grad_norm_`` unless
+clipping) and finiteness flags, gathered on the device and read back once per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from ..errors import InputError
+from .adapter import Batch, ResolvedAdapter, TrainingParts
+from .batching import batch_size, to_device
+
+
+@dataclass(frozen=True)
+class Change:
+    """A counterfactual: what to do differently from the original step.
+
+    ``lr_scale`` multiplies every parameter group's learning rate for the optimizer
+    step (the scheduler is untouched); ``clip`` clips the gradient norm; ``fp32`` turns
+    autocast and the gradient scaler off; ``drop`` removes batch positions at some steps.
+    """
+
+    lr_scale: float = 1.0
+    clip: float | None = None
+    fp32: bool = False
+    drop: tuple[tuple[int, tuple[int, ...]], ...] = ()
+
+    def dropped(self, step: int) -> tuple[int, ...]:
+        return dict(self.drop).get(step, ())
+
+
+ORIGINAL = Change()
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What one step did: its loss, gradient norm and where values were non-finite.
+
+    ``per_sample`` holds the per-sample losses when the adapter's loss gives them.
+    ``skipped`` is True when the gradient scaler skipped the optimizer step.
+    """
+
+    step: int
+    loss: float
+    grad_norm: float
+    loss_finite: bool
+    grads_finite: bool
+    params_finite: bool
+    skipped: bool = False
+    per_sample: tuple[float, ...] | None = None
+    lr: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Non-finite loss, gradient (unless the scaler skipped the step) or updated weights."""
+        return not (self.loss_finite and (self.grads_finite or self.skipped) and self.params_finite)
+
+
+@dataclass
+class Engine:
+    """Runs steps on the live :class:`TrainingParts` with the adapter's batches and settings."""
+
+    adapter: ResolvedAdapter
+    parts: TrainingParts
+    device: torch.device
+    _batches: dict[int, Batch] = field(default_factory=dict)
+
+    # ---- batches ------------------------------------------------------------------
+
+    def batch(self, step: int) -> Batch:
+        """The batch of ``step`` on the device (asked of the adapter once, then cached)."""
+        if step not in self._batches:
+            from .adapter import as_batch
+
+            raw = call(self.adapter.batch, f"batch({step})", step)
+            self._batches[step] = to_device(as_batch(raw, step), self.device)
+        return self._batches[step]
+
+    def sub_batch(self, step: int, keep: Sequence[int]) -> Batch:
+        """The batch of ``step`` restricted to positions ``keep``."""
+        return call(self.adapter.select, "select", self.batch(step), list(keep))
+
+    def without(self, step: int, drop: Sequence[int]) -> Batch:
+        full = self.batch(step)
+        if not drop:
+            return full
+        keep = [p for p in range(batch_size(full)) if p not in set(drop)]
+        return self.sub_batch(step, keep)
+
+    # ---- steps --------------------------------------------------------------------
+
+    def train_step(self, step: int, change: Change = ORIGINAL, batch: Batch | None = None,
+                   update: bool = True) -> StepOutcome:
+        """Run global step ``step``; with ``update=False`` stop after the gradients (a probe)."""
+        if batch is None:
+            batch = self.without(step, change.dropped(step))
+        opt, scaler = self.parts.optimizer, self._scaler(change)
+        opt.zero_grad(set_to_none=True)
+        loss, per_sample = self.forward_loss(batch, change)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if scaler is not None and update:  # a probe leaves the scaler's state alone: no unscale_
+            scaler.unscale_(opt)
+        grad_norm, grads_ok = self._grad_norm(change)
+        skipped, lr = False, _lr(opt)
+        if update:
+            skipped = self._optimizer_step(scaler, change.lr_scale)
+            if self.parts.scheduler is not None:
+                self.parts.scheduler.step()
+        outcome = self._outcome(step, loss, per_sample, grad_norm, grads_ok, skipped, lr, update)
+        if scaler is not None and not update and not outcome.grads_finite:
+            outcome = replace(outcome, skipped=True)  # the scaler would have skipped this step
+        return outcome
+
+    def forward_loss(self, batch: Batch, change: Change = ORIGINAL) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward and loss under the step's autocast; (reduced loss, per-sample losses or None)."""
+        with self.autocast(change):
+            output = call(self.adapter.forward, "forward", self.parts.model, batch)
+            raw = call(self.adapter.loss, "loss", output, batch)
+        if not isinstance(raw, torch.Tensor):
+            raise InputError(f"adapter loss() returned {type(raw).__name__}: it must return a tensor")
+        return reduce_loss(raw, batch_size(batch), self.adapter.loss_reduction)
+
+    def autocast(self, change: Change = ORIGINAL) -> contextlib.AbstractContextManager[Any]:
+        """``torch.autocast`` as training used it (nothing for fp32 or the fp32 counterfactual)."""
+        name = self.adapter.autocast_dtype
+        if name is None or change.fp32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=getattr(torch, name))
+
+    def _scaler(self, change: Change) -> Any:
+        return None if change.fp32 else self.parts.scaler
+
+    def _grad_norm(self, change: Change) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total norm before clipping, all-gradients-finite flag), both left on the device."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            zero = torch.zeros((), device=self.device)
+            return zero, torch.ones((), dtype=torch.bool, device=self.device)
+        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        clip = change.clip if change.clip is not None else self.adapter.clip_grad_norm
+        if clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
+        else:
+            norm = torch.nn.utils.get_total_norm(grads)
+        return norm, finite
+
+    def _optimizer_step(self, scaler: Any, lr_scale: float) -> bool:
+        """``optimizer.step()`` with the learning rate scaled; True when the scaler skipped it."""
+        opt = self.parts.optimizer
+        saved = [g["lr"] for g in opt.param_groups]
+        if lr_scale != 1.0:
+            for g in opt.param_groups:
+                g["lr"] = g["lr"] * lr_scale
+        try:
+            if scaler is None:
+                opt.step()
+                return False
+            before = scaler.get_scale()
+            scaler.step(opt)
+            scaler.update()
+            return bool(scaler.get_scale() < before)
+        finally:
+            for g, lr in zip(opt.param_groups, saved):
+                g["lr"] = lr
+
+    def _outcome(self, step: int, loss: torch.Tensor, per_sample: torch.Tensor | None, grad_norm: torch.Tensor,
+                 grads_ok: torch.Tensor, skipped: bool, lr: float | None, update: bool) -> StepOutcome:
+        params_ok = self.params_finite() if update else torch.ones((), dtype=torch.bool, device=self.device)
+        loss_f = loss.detach().float()
+        values = torch.stack([loss_f, grad_norm.detach().float(), torch.isfinite(loss_f).float(),
+                              grads_ok.float(), params_ok.float()]).tolist()  # one read-back
+        samples = tuple(per_sample.detach().float().tolist()) if per_sample is not None else None
+        return StepOutcome(step=step, loss=values[0], grad_norm=values[1], loss_finite=values[2] == 1.0,
+                           grads_finite=values[3] == 1.0, params_finite=values[4] == 1.0, skipped=skipped,
+                           per_sample=samples, lr=lr)
+
+    def params_finite(self) -> torch.Tensor:
+        """One device flag: every parameter finite."""
+        params = list(self.parameters())
+        if not params:
+            return torch.ones((), dtype=torch.bool, device=self.device)
+        return torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()
+
+    def first_nonfinite_parameter(self) -> str | None:
+        """Name of the first parameter (in ``named_parameters`` order) holding nan or inf."""
+        named = list(self.parts.model.named_parameters())
+        if not named:
+            return None
+        flags = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).tolist()
+        return next((name for (name, _), ok in zip(named, flags) if not ok), None)
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        return (p for p in self.parts.model.parameters() if p.requires_grad)
+
+
+def reduce_loss(raw: torch.Tensor, size: int, reduction: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(training loss, per-sample losses or None) from what the adapter's loss returned."""
+    if raw.dim() == 0:
+        return raw, None
+    if raw.shape[0] != size:
+        return (raw.mean() if reduction == "mean" else raw.sum()), None
+    rows = raw.reshape(size, -1)
+    per_sample = raw if raw.dim() == 1 else (rows.mean(dim=1) if reduction == "mean" else rows.sum(dim=1))
+    return (per_sample.mean() if reduction == "mean" else per_sample.sum()), per_sample
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float | None:
+    try:
+        return float(optimizer.param_groups[0]["lr"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def call(fn: Any, what: str, *args: Any) -> Any:
+    """Call an adapter method; its exceptions become an :class:`InputError` naming the method."""
+    try:
+        return fn(*args)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"adapter {what} raised {type(exc).__name__}: {exc}") from exc
