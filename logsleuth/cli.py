@@ -88,9 +88,11 @@ class _Progress:
 @click.option("-o", "--output", metavar="FILE", help="Write here (.csv, .jsonl, .parquet); default csv to stdout.")
 @click.option("--to", "kind", type=click.Choice(OUTPUT_KINDS), help="Output kind, when FILE's suffix does not say.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Processes scanning a large plain file "
+              "(default: the CPU count, at most 4).")
 @friendly
 def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, kind: str | None,
-          force: bool) -> None:
+          force: bool, jobs: int | None) -> None:
     """Parse LOG... (paths, or - for stdin) into the normalised series.
 
     Columns: step, metric, value, phase, segment, rank, epoch, line, plus source when
@@ -105,7 +107,7 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
         for path in logs:
             job = start_parse(path, format_name)
             progress = _Progress(job.log.size, path)
-            for frame in job.frames(progress):
+            for frame in job.frames(progress, jobs):
                 writer.write(frame, source=path)
             progress.close()
             summary = job.series()

@@ -15,8 +15,6 @@ from typing import Any
 
 from .result import REPLAY_SCHEMA_VERSION, CounterfactualResult, ReplayResult
 
-_TEXT_MAX = 160
-
 
 def _strict(value: Any) -> Any:
     """Strict JSON: non-finite floats become "nan", "inf", "-inf"; tuples become lists."""
@@ -64,10 +62,12 @@ def to_json(r: ReplayResult) -> str:
 def to_text(r: ReplayResult) -> str:
     """The human report: verdict, where, which samples, counterfactuals, causes, fixes."""
     t = r.target
-    state = "REPRODUCED" if r.reproduced else "NOT REPRODUCED"
-    lines = [f"{state}: {r.summary}",
+    lines = [_headline(r.summary),
              f"  replayed steps {t.checkpoint_step}..{r.steps[-1].step if r.steps else t.checkpoint_step} on {t.device}"
              f" ({_precision(r)}) from {r.inputs.checkpoint}"]
+    if not r.reproduced and r.steps:
+        last = r.steps[-1]
+        lines.append(f"  step {last.step}: loss {last.loss:.6g}, grad norm {last.grad_norm:.6g} (finite)")
     if r.location:
         lines += _location_lines(r)
     if r.samples and r.samples.positions:
@@ -80,6 +80,14 @@ def to_text(r: ReplayResult) -> str:
         lines.append(f"The log's diagnosis ({r.inputs.diagnosis}) ranked: {', '.join(r.inputs.diagnosis_causes[:3])}")
     lines += [f"Warning: {w}" for w in r.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _headline(summary: str) -> str:
+    """``reproduced at step 13: ...`` -> ``REPRODUCED at step 13: ...``."""
+    for word in ("not reproduced", "reproduced"):
+        if summary.startswith(word):
+            return word.upper() + summary[len(word):]
+    return summary
 
 
 def _precision(r: ReplayResult) -> str:
@@ -140,7 +148,7 @@ def _cause_lines(r: ReplayResult) -> list[str]:
     for n, c in enumerate(r.causes, 1):
         state = "confirmed" if c.confirmed and r.reproduced else "not confirmed"
         lines.append(f"  {n}. {c.code} {c.slug}: {c.title} ({state})")
-        lines += [f"       because {b[:_TEXT_MAX]}" for b in c.because]
+        lines += [f"       because {b}" for b in c.because]
         if n == 1 and c.fixes:
             lines.append(f"       fix: {c.fixes[0]}")
     return lines
