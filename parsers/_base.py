@@ -228,11 +228,12 @@ def phase_of(metric: str) -> str:
 
 # a value must end the token: "3:18:45" (an eta) is not a number, but "44.41Batch" (text
 # glued to a Keras bar) still ends the number before the capital letter
-_END = rb"(?![a-z0-9_:/.])"
+_END = rb"(?![a-z0-9_/.]|:[^\s])"
 _KV_COLON = re.compile(rb"(" + KEY.encode() + rb"):\s*(" + NUM.encode() + rb")" + _END)
 _KV_EQUALS = re.compile(rb"(" + KEY.encode() + rb")\s*=\s*(" + NUM.encode() + rb")" + _END)
 #: "key value" and "key: value" and "key=value", for free-form prints (generic fallback)
-_KV_ANY = re.compile(rb"(" + KEY.encode() + rb")(?:\s*[:=]\s*|\s+)\[?\s*(" + NUM.encode() + rb")(?:\s*/\s*(\d+))?" + _END)
+_KV_ANY = re.compile(rb"(" + KEY.encode() + rb")(?:\s*[:=]\s*|\s+)\[?\s*(?:tensor\()?(" + NUM.encode()
+                     + rb")(?:\s*/\s*(\d+))?" + _END)
 KV_STYLES = {"colon": _KV_COLON, "equals": _KV_EQUALS}
 
 #: keys that position a record rather than measure anything

@@ -52,7 +52,7 @@ FORMAT = Format(
         "[losses/total_loss: 1.64 | losses/policy_loss: 0.12]:  16%|██        | 1024/6400 [1:14:23<1:13:02,  1.23it/s]",
     ),
     sniff=(r"\[deepspeed\]", r"OVERFLOW! Rank", r"\[deepscale\]", r"log_dist", r"loss_scaler\.py", r"DeepSpeed",
-           r"Gradient overflow\."),
+           r"\[[^\]\n]*: [-\d.e]+[^\]\n]*\]:\s+\d+%\|"),
     rules=(
         Rule("step", b"step=", r"step=(\d+), skipped=(\d+), lr=\[({VAL})", _step_line),
         Rule("bar-description", b"[", r"\[([^\]\r\n\[]*?:\s+{VAL}[^\]\r\n\[]*)\]:\s+\d+%", _bar_description),

@@ -35,8 +35,12 @@ def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         fields = _fields(m.group(2))
         for name, value in fields:
             out.add(m.start(), step, name, value, "train", None, None, None)
-        if not any("loss" in n and "scale" not in n for n, _ in fields):
+        complete = m.group(2).rstrip().endswith(b"|")  # a pasted log's last line may be cut short
+        if complete and not any("loss" in n and "scale" not in n for n, _ in fields):
             out.event(m.start(), "loss_missing", step, message="iteration line without a loss field")
+        skipped = dict(fields).get("skipped_iterations")
+        if skipped and float(skipped) > 0:  # Megatron's fp16 overflow: the step was skipped
+            out.event(m.start(), "overflow", step, skipped=int(float(skipped)))
         if not fields:
             out.marker(m.start(), step)
 

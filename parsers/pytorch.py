@@ -20,17 +20,19 @@ from ._base import Batch, Format, Rule, canonical, line_at, phase_of
 from ._grammar import NUM
 from .generic import lines_with_metrics
 
-_VALUE_AVG = re.compile(rb"([A-Za-z][\w@]*):?\s+(" + NUM.encode() + rb")\s+\(")
+_VALUE_AVG = re.compile(rb"([A-Za-z][\w@]*):?\s+(" + NUM.encode() + rb")\s+\((" + NUM.encode() + rb")\)")
 _NOISE = frozenset({"time", "data", "bw"})
 
 
 def _avg_pairs(payload: bytes, prefix: str = "") -> list[tuple[str, bytes]]:
-    """``Key value (average)`` pairs -> canonical names; the running average is not a sample."""
+    """``Key value (average)`` pairs -> the value as ``name`` and the running average as
+    ``name_avg`` (a nan average shows a nan batch that was not the printed one)."""
     pairs = []
-    for key, value in _VALUE_AVG.findall(payload):
+    for key, value, average in _VALUE_AVG.findall(payload):
         name = canonical(key)
         if name not in _NOISE:
-            pairs.append((f"{prefix}{name}" if prefix and not name.startswith(prefix) else name, value))
+            name = f"{prefix}{name}" if prefix and not name.startswith(prefix) else name
+            pairs += [(name, value), (f"{name}_avg", average)]
     return pairs
 
 

@@ -19,15 +19,28 @@ from __future__ import annotations
 
 import os
 
+from typing import TYPE_CHECKING, Any
+
 from ..errors import InputError
-from ..types import RunSeries
-from .csv_metrics import read_csv_metrics, sniff_csv
-from .mlflow import read_mlflow, run_dir_of
-from .tfevents import is_event_file, read_tfevents
-from .trainer_state import looks_like_trainer_state, read_trainer_state
+
+if TYPE_CHECKING:
+    from ..types import RunSeries
 
 __all__ = ["read_artifact", "artifact_kind", "read_tfevents", "read_trainer_state", "read_csv_metrics",
            "read_mlflow", "ARTIFACT_KINDS"]
+
+#: the readers, imported on first use (they need numpy and pandas; this package must not
+#: slow down a CLI that only asks :func:`artifact_kind`)
+_READERS = {"read_tfevents": "tfevents", "read_trainer_state": "trainer_state", "read_csv_metrics": "csv_metrics",
+            "read_mlflow": "mlflow"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _READERS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_READERS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: what :func:`artifact_kind` returns (and the ``format`` of the series each one gives)
 ARTIFACT_KINDS = ("tfevents", "hf_trainer_state", "lightning_csv", "keras_csv", "csv_metrics", "mlflow")
@@ -53,6 +66,8 @@ def _read(path: str) -> tuple[bytes, str]:
 
 def artifact_kind(path: str, head: bytes | None = None) -> str | None:
     """The artefact kind of a file or directory, or None (e.g. a text log)."""
+    from ._sniff import is_event_file, looks_like_trainer_state, run_dir_of, sniff_csv
+
     if os.path.isdir(path):
         return "mlflow" if run_dir_of(path) == os.path.abspath(path) else None
     name = os.path.basename(path)
@@ -80,7 +95,7 @@ def artifact_kind(path: str, head: bytes | None = None) -> str | None:
     return sniff_csv(head)
 
 
-def read_artifact(path: str | os.PathLike[str], verify: bool = False) -> RunSeries:
+def read_artifact(path: str | os.PathLike[str], verify: bool = False) -> "RunSeries":
     """Read a run artefact into a :class:`RunSeries`.
 
     Parameters
@@ -97,6 +112,12 @@ def read_artifact(path: str | os.PathLike[str], verify: bool = False) -> RunSeri
     InputError
         The path is missing, unreadable, or no artefact logsleuth knows.
     """
+    from ._sniff import run_dir_of
+    from .csv_metrics import read_csv_metrics
+    from .mlflow import read_mlflow
+    from .tfevents import read_tfevents
+    from .trainer_state import read_trainer_state
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or directory")

@@ -22,54 +22,21 @@ from __future__ import annotations
 
 import csv
 import io
-import re
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError
 from ..types import RunSeries
+
+if TYPE_CHECKING:
+    import pandas as pd
 from ._frame import build_series, metric_name, parse_floats
+from ._sniff import STEP_COLUMNS as _STEP_COLUMNS
+from ._sniff import delimiter as _delimiter
+from ._sniff import sniff_csv
 
-_STEP_COLUMNS = ("step", "global_step", "iteration", "iter", "steps", "trainer/global_step")
-_HEADER = re.compile(r"^[A-Za-z_][\w./@\- ]*(?:[,;\t][A-Za-z_][\w./@\- ]*)+\s*$")
-
-
-def sniff_csv(head: bytes) -> str | None:
-    """``lightning_csv``, ``keras_csv`` or ``csv_metrics`` when ``head`` starts with a metrics
-    table header followed by a numeric row; None otherwise."""
-    try:
-        text = head[:8192].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    lines = text.lstrip("\ufeff").splitlines()
-    if len(lines) < 2 or not _HEADER.match(lines[0]):
-        return None
-    delim = _delimiter(lines[0])
-    cols = [c.strip().lower() for c in lines[0].split(delim)]
-    cells = [c.strip() for c in lines[1].split(delim)]
-    if len(cells) != len(cols) or not any(_numberish(c) for c in cells):
-        return None
-    if "step" in cols and "epoch" in cols:
-        return "lightning_csv"
-    if cols[0] == "epoch":
-        return "keras_csv"
-    if any(c in _STEP_COLUMNS or c == "epoch" for c in cols):
-        return "csv_metrics"
-    return None
-
-
-def _numberish(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return cell.lower().lstrip("+-") in ("nan", "inf", "infinity")
-
-
-def _delimiter(header: str) -> str:
-    return max(",;\t", key=header.count)
-
+__all__ = ["read_csv_metrics", "sniff_csv"]
 
 def _names(columns: list[str], kind: str) -> dict[str, str]:
     """Column -> canonical metric name (step/epoch columns excluded)."""
@@ -93,6 +60,8 @@ def _names(columns: list[str], kind: str) -> dict[str, str]:
 
 def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = None) -> RunSeries:
     """Read a Lightning ``metrics.csv`` / Keras ``CSVLogger`` file into a RunSeries."""
+    import pandas as pd  # here: discovery sniffs CSV heads without pandas
+
     if data is None:
         with open(path, "rb") as f:
             data = f.read()
@@ -146,6 +115,6 @@ def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = No
                         unparsed_examples=unparsed[:5])
 
 
-def _fill(column: pd.Series) -> list[str]:
+def _fill(column: "pd.Series") -> list[str]:
     """Cells of a position column, empty ones as ``nan`` (a missing step, not a value)."""
     return [c if c != "" else "nan" for c in column.tolist()]

@@ -22,25 +22,13 @@ import pandas as pd
 from ..errors import InputError
 from ..types import Event, Hparam, RunSeries
 from ._frame import build_series, metric_name
+from ._sniff import run_dir_of
+
+__all__ = ["read_mlflow", "run_dir_of", "metric_files", "FORMAT"]
 
 FORMAT = "mlflow"
 _STATUS = re.compile(rb"^status:\s*(\d+)", re.M)
 _FAILED = 4
-
-
-def run_dir_of(path: str) -> str | None:
-    """The MLflow run directory holding ``path`` (itself, or an ancestor with ``metrics/``
-    and ``meta.yaml``); None when ``path`` is not inside one."""
-    path = os.path.abspath(path)
-    probe = path if os.path.isdir(path) else os.path.dirname(path)
-    for _ in range(12):
-        if os.path.isdir(os.path.join(probe, "metrics")) and os.path.isfile(os.path.join(probe, "meta.yaml")):
-            return probe
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return None
-        probe = parent
-    return None
 
 
 def metric_files(run_dir: str) -> list[tuple[str, str]]:

@@ -20,21 +20,18 @@ from typing import Any
 from ..errors import InputError
 from ..types import Hparam, RunSeries
 from ._frame import build_series, metric_name
+from ._sniff import looks_like_trainer_state
+
+__all__ = ["read_trainer_state", "looks_like_trainer_state", "FORMAT"]
 
 FORMAT = "hf_trainer_state"
 #: keys that are no training signal (throughput, counters) or that position a record
 _SKIP = frozenset({"epoch", "step", "total_flos", "train_runtime", "eval_runtime", "train_samples_per_second",
-                   "train_steps_per_second", "eval_samples_per_second", "eval_steps_per_second", "num_input_tokens_seen",
-                   "current_flos"})
+                   "train_steps_per_second", "eval_samples_per_second", "eval_steps_per_second",
+                   "num_input_tokens_seen", "current_flos"})
 _ALIASES = {"train_loss": "train_loss_avg"}
 _HPARAMS = ("train_batch_size", "max_steps", "logging_steps", "eval_steps", "save_steps", "num_train_epochs",
             "global_step", "best_metric")
-
-
-def looks_like_trainer_state(data: bytes) -> bool:
-    """A JSON object with a ``log_history`` key, from the first bytes of the file."""
-    head = data[:4096].lstrip()
-    return head.startswith(b"{") and b'"log_history"' in data[:1 << 20]
 
 
 def _number(value: Any) -> float | None:
@@ -62,8 +59,8 @@ def read_trainer_state(path: str, data: bytes | None = None) -> RunSeries:
         if not isinstance(entry, dict):
             unparsed.append((i, f"log_history[{i - 1}]: not an object"))
             continue
-        step = entry.get("step")
-        step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step) else None
+        raw_step = _number(entry.get("step"))
+        step = int(raw_step) if raw_step is not None and math.isfinite(raw_step) else None
         epoch = _number(entry.get("epoch"))
         bad = False
         for key, raw in entry.items():

@@ -19,14 +19,16 @@ from __future__ import annotations
 import os
 import sys
 import types
-from typing import Any, Callable, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .discover import GROUPS, Run, discover
 from .engine import ENGINES, default_jobs, execute
 from .run import SKIPPED, audit_run, columns
-from .store import ResultStore, rows_to_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .store import ResultStore, rows_to_frame
 
 __all__ = ["audit", "discover", "audit_run", "execute", "ResultStore", "rows_to_frame", "columns", "Run", "GROUPS",
            "ENGINES", "default_jobs"]
@@ -38,7 +40,7 @@ Progress = Callable[[int, int, dict], None]
 def audit(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], jobs: int | None = None,
           engine: str = "local", output: str | None = None, resume: bool = False, force: bool = False,
           scheduler: str | None = None, group: str = "auto", verify: bool = False,
-          progress: Progress | None = None) -> pd.DataFrame:
+          progress: Progress | None = None) -> "pd.DataFrame":
     """Audit every run under ``paths``; one row per run.
 
     Parameters
@@ -67,6 +69,8 @@ def audit(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], jobs
         One row per run (previous rows of a resumed ``output`` included): the columns of
         :func:`logsleuth.audit.run.columns`; a run that could not be read has ``error`` set.
     """
+    from .store import ResultStore
+
     runs = discover(paths, group)
     store = ResultStore(output, resume=resume, force=force) if output else ResultStore(None, kind="memory")
     with store:
@@ -78,10 +82,20 @@ def audit(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], jobs
         return store.frame()
 
 
+def __getattr__(name: str) -> Any:
+    """``ResultStore`` and ``rows_to_frame`` on first use: importing this package (done by
+    ``logsleuth``'s CLI to register the command) must not import pandas."""
+    if name in ("ResultStore", "rows_to_frame"):
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class _CallableModule(types.ModuleType):
     """``logsleuth.audit(...)`` calls :func:`audit`."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+    def __call__(self, *args: Any, **kwargs: Any) -> "pd.DataFrame":
         return audit(*args, **kwargs)
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-import pandas as pd
 
 from .discover import GROUPS
 from .engine import ENGINES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _WORST = 10
 
@@ -46,19 +48,22 @@ class _Bar:
         if not self.enabled or (now - self.last < 0.1 and done < total):
             return
         self.last = now
-        rate = done / max(now - self.start, 1e-9)
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
         eta = (total - done) / rate if rate else 0
-        click.echo(f"\raudit: {done}/{total} runs  {rate:.1f} runs/s  {self.bytes / 1e6 / max(now - self.start, 1e-9):.1f}"
-                   f" MB/s  ETA {eta:.0f}s  {self.failed} failed  {self.errors} error(s)\x1b[K", err=True, nl=False)
+        click.echo(f"\raudit: {done}/{total} runs  {rate:.1f} runs/s  {self.bytes / 1e6 / elapsed:.1f} MB/s  "
+                   f"ETA {eta:.0f}s  {self.failed} failed  {self.errors} error(s)\x1b[K", err=True, nl=False)
 
     def close(self) -> None:
         if self.enabled:
             click.echo("", err=True)
 
 
-def summary(frame: pd.DataFrame, paths: list[str], elapsed: float, audited: int, skipped: int, nbytes: int,
+def summary(frame: "pd.DataFrame", paths: list[str], elapsed: float, audited: int, skipped: int, nbytes: int,
             jobs: int, engine: str, worst: int = _WORST) -> str:
     """The end-of-audit report: counts per signature, the worst runs, errors and warnings."""
+    import pandas as pd
+
     frame = frame[frame["path"].isin(paths)] if len(frame) else frame
     lines = [f"audited {len(frame)} run(s) ({audited} now, {skipped} unchanged and skipped) in {elapsed:.1f} s: "
              f"{audited / max(elapsed, 1e-9):.1f} runs/s, {nbytes / 1e6 / max(elapsed, 1e-9):.1f} MB/s "
@@ -90,7 +95,8 @@ def summary(frame: pd.DataFrame, paths: list[str], elapsed: float, audited: int,
 
 @click.command(name="audit")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", metavar="FILE", help="Append rows here (.jsonl, .csv, .parquet); default csv to stdout.")
+@click.option("-o", "--output", metavar="FILE",
+              help="Append rows here (.jsonl, .csv, .parquet); default csv to stdout.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N", help="Worker processes [default: CPU count].")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="local processes, or a Dask cluster (the [dask] extra).")

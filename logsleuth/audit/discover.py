@@ -7,13 +7,18 @@ audits a run sniffs contents), so it stays cheap on trees of thousands of runs:
   ``stderr``, also ``.gz``/``.bz2``/``.xz``/``.zst`` compressed), TensorBoard event files
   (``*tfevents*``), ``trainer_state.json``, ``*.csv`` (Lightning ``metrics.csv``, Keras
   ``CSVLogger``), and MLflow run directories (``meta.yaml`` + ``metrics/``, one artefact).
-  Checkpoints, configs and everything else are ignored.
+  Checkpoints, configs, CSV files that are no metrics table (``labels.csv``; the head is
+  read) and everything else are ignored.
 * **grouping** (``group="auto"``): an artefact belongs to its directory, climbing out of
   directories that frameworks create *inside* a run: ``train``/``validation``/``eval``
   (Keras), ``runs/<Mon DD_HH-MM-SS_host>`` (Hugging Face's TensorBoard dir),
   ``lightning_logs/version_N``, ``checkpoint-N``, ``logs``, ``tb``, ``tensorboard`` ...
-  A directory whose artefacts are several text logs and nothing else is a *flat fleet*
-  (``slurm-1.out slurm-2.out ...``): each log is its own run. The root given on the
+  Several loose files (text logs, CSV tables) directly in one directory are a *flat
+  fleet* (``slurm-1.out slurm-2.out ...``): each is its own run -- unless structured
+  artefacts (event files, ``trainer_state.json``, an inner ``metrics.csv``) come with at
+  most three of them (stdout, stderr, an attempt): then they are one run. When in doubt
+  this splits rather than merges: two rows for one run beat one row for forty runs, and
+  ``group="dir"`` merges a directory whatever it holds. The root given on the
   command line is climbed into only when it is itself a run (it holds artefacts of its
   own); otherwise ``lightning_logs/version_0`` under a root ``lightning_logs`` stays a run.
 * ``group="dir"``: every directory holding artefacts is one run, no climbing or splitting;
@@ -42,6 +47,8 @@ _INNER_DIRS = re.compile(
 #: Hugging Face's default TensorBoard dir under ``runs/``: ``Jan01_12-30-45_hostname``
 _HF_TB_DIR = re.compile(r"^[A-Z][a-z]{2}\d{2}_\d{2}-\d{2}-\d{2}_")
 _SKIP_DIRS = frozenset({".git", "__pycache__", ".ipynb_checkpoints", "wandb", ".cache"})
+#: loose text logs that still make one run when structured artefacts come with them
+MAX_LOGS_PER_RUN = 3
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,19 @@ def classify_name(name: str) -> str | None:
     return None
 
 
+def _metrics_table(path: str) -> bool:
+    from ..artifacts._sniff import sniff_csv
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return True  # unreadable: let the audit report it as a row with an error
+    if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
+        return True  # compressed: sniffed when read
+    return sniff_csv(head) is not None
+
+
 def _is_mlflow_run(path: str, dirs: list[str], files: list[str]) -> bool:
     return "metrics" in dirs and "meta.yaml" in files
 
@@ -103,8 +123,10 @@ def _walk(root: str) -> dict[str, list[Artifact]]:
             continue
         for name in sorted(files):
             kind = classify_name(name)
+            path = os.path.join(here, name)
+            if kind == "csv" and not _metrics_table(path):
+                continue  # labels.csv, a dataset index: not evidence
             if kind:
-                path = os.path.join(here, name)
                 try:
                     size = os.path.getsize(path)
                 except OSError:
@@ -120,14 +142,25 @@ def _inner(path: str) -> bool:
         bool(_HF_TB_DIR.match(name)) and os.path.basename(os.path.dirname(path)).lower() == "runs")
 
 
-def _flat(artifacts: list[Artifact]) -> bool:
-    """Several text logs and nothing else: a directory of separate runs."""
-    return len(artifacts) > 1 and all(a.kind == "log" for a in artifacts)
+def _split(path: str, artifacts: list[Artifact]) -> list[Run]:
+    """The runs of one group: an MLflow run is always its own; several loose files (text
+    logs, CSV tables) directly in ``path`` are separate runs unless structured artefacts
+    come with them (then up to :data:`MAX_LOGS_PER_RUN` are stdout, stderr, attempts)."""
+    runs = [Run(a.path, (a,)) for a in artifacts if a.kind == "mlflow"]
+    rest = [a for a in artifacts if a.kind != "mlflow"]
+    loose = [a for a in rest if a.kind in ("log", "csv") and os.path.dirname(a.path) == path]
+    other = [a for a in rest if not (a.kind in ("log", "csv") and os.path.dirname(a.path) == path)]
+    if len(loose) >= 2 and (not other or len(loose) > MAX_LOGS_PER_RUN):
+        runs += [Run(a.path, (a,)) for a in loose]
+        rest = other
+    if rest:
+        runs.append(Run(path, tuple(rest)))
+    return runs
 
 
 def _group_auto(root: str, found: dict[str, list[Artifact]]) -> list[Run]:
-    own = found.get(root, [])
-    root_is_run = bool(own) and not _flat(own)
+    own = [a for a in found.get(root, []) if a.kind != "mlflow"]
+    root_is_run = len(_split(root, own)) == 1
     groups: dict[str, list[Artifact]] = {}
     for here, artifacts in found.items():
         target = here
@@ -137,18 +170,7 @@ def _group_auto(root: str, found: dict[str, list[Artifact]]) -> list[Run]:
                 break
             target = parent
         groups.setdefault(target, []).extend(artifacts)
-    runs = []
-    for path, artifacts in groups.items():
-        if _flat(artifacts):
-            runs += [Run(a.path, (a,)) for a in artifacts]
-        elif len(artifacts) == 1 and artifacts[0].kind == "mlflow":
-            runs.append(Run(artifacts[0].path, tuple(artifacts)))
-        else:
-            mlflow = [a for a in artifacts if a.kind == "mlflow"]
-            rest = [a for a in artifacts if a.kind != "mlflow"]
-            runs += [Run(a.path, (a,)) for a in mlflow] if rest else []
-            runs.append(Run(path, tuple(rest or artifacts)))
-    return runs
+    return [run for path, artifacts in groups.items() for run in _split(path, artifacts)]
 
 
 def discover(paths: str | os.PathLike[str] | list[str | os.PathLike[str]], group: str = "auto") -> list[Run]:
@@ -175,7 +197,9 @@ def discover(paths: str | os.PathLike[str] | list[str | os.PathLike[str]], group
         if group == "file":
             found_runs = [Run(a.path, (a,)) for arts in found.values() for a in arts]
         elif group == "dir":
-            found_runs = [Run(here, tuple(arts)) for here, arts in found.items()]
+            found_runs = [Run(a.path, (a,)) for arts in found.values() for a in arts if a.kind == "mlflow"]
+            found_runs += [Run(here, tuple(a for a in arts if a.kind != "mlflow")) for here, arts in found.items()
+                           if any(a.kind != "mlflow" for a in arts)]
         else:
             found_runs = _group_auto(path, found)
         for run in found_runs:

@@ -5,8 +5,9 @@ Why not ``diagnose([log, events, state])``? Several series passed to
 two of them is evidence of a nan at a fixed iteration (N202). Artefacts of one run are
 not attempts but parallel *views* of one timeline, so they are merged instead:
 
-* the **base** is the view with the most train-loss records (a text log wins a tie: it
-  has real line numbers, events and hyperparameters);
+* the **base** is the view with real steps (a console that prints none counts records,
+  which would misplace everything else) and the most train-loss records (a text log wins
+  a tie: it has real line numbers, events and hyperparameters);
 * every other view adds the metrics the base lacks (``grad_norm`` from
   ``trainer_state.json``, eval curves from ``validation/`` event files), its events
   (tracebacks, overflow skips of the stdout log), hyperparameters, notes and unparsed
@@ -54,8 +55,15 @@ def _train_loss_rows(series: RunSeries) -> int:
     return int(((f["phase"] == "train") & f["metric"].isin(names)).sum())
 
 
+def _steps_inferred(series: RunSeries) -> bool:
+    """The log printed no step (a Hugging Face console without a bar): records were counted
+    (the note :func:`logsleuth.features.steps_inferred` looks for)."""
+    return any("no step" in note for note in series.notes)
+
+
 def _base_index(views: Sequence[RunSeries]) -> int:
-    scores = [(_train_loss_rows(v), v.format not in _ARTIFACT_FORMATS, len(v.frame)) for v in views]
+    scores = [(not _steps_inferred(v), _train_loss_rows(v), v.format not in _ARTIFACT_FORMATS, len(v.frame))
+              for v in views]
     return max(range(len(views)), key=lambda i: scores[i])
 
 
@@ -132,7 +140,7 @@ def merge_views(views: Sequence[RunSeries], source: str) -> RunSeries:
         format=base.format, size=sum(v.size or 0 for v in views), compression=base.compression,
         encoding=base.encoding, unparsed=sum(v.unparsed for v in views),
         unparsed_examples=tuple(x for v in views for x in v.unparsed_examples)[:5], texts=texts,
-        notes=tuple(n for v in views for n in v.notes))
+        notes=tuple(n for v in views for n in v.notes if v is base or "no step" not in n))
     return _with_framework(merged, [v.format for v in views], source)
 
 

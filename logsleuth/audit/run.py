@@ -35,7 +35,6 @@ from typing import Any
 from ..errors import LogsleuthError
 from ..types import RunSeries
 from .discover import Artifact, Run, run_files
-from .merge import merge_views
 
 ROW_COLUMNS = ("path", "formats", "n_files", "size", "sha256", "verdict", "slug", "title", "confidence", "failed",
                "nonfinite_step", "nonfinite_metric", "cause", "cause_slug", "cause_probability", "n_warnings",
@@ -96,7 +95,7 @@ def _read_views(run: Run, verify: bool) -> tuple[list[RunSeries], list[str]]:
     artifacts = [a for a in run.artifacts if a.size or len(run.artifacts) == 1]
     events = [a for a in artifacts if a.kind == "tfevents"]
     root = run.path if os.path.isdir(run.path) else None
-    if len(events) > 1:  # one series for all event files of the run (train/ + validation/, restarts)
+    if events:  # one series for all event files of the run (train/ + validation/, restarts)
         try:
             views.append(read_tfevents([a.path for a in events], root=root, verify=verify, source=root))
         except (LogsleuthError, OSError) as exc:
@@ -110,6 +109,8 @@ def _read_views(run: Run, verify: bool) -> tuple[list[RunSeries], list[str]]:
             continue
         if view is not None:
             views.append(view)
+        elif len(run.artifacts) == 1:  # the run's only file is no evidence: say why in its row
+            problems.append(f"{artifact.path}: not a training log or metrics artefact logsleuth knows")
     return views, problems
 
 
@@ -152,6 +153,7 @@ def audit_run(run: Run, known_sha256: str | None = None, verify: bool = False) -
     the run's content hash (``--resume``). Never raises.
     """
     from ..api import diagnose
+    from .merge import merge_views
 
     start = time.perf_counter()
     row = _empty_row(run)
@@ -167,7 +169,7 @@ def audit_run(run: Run, known_sha256: str | None = None, verify: bool = False) -
             row["error"] = problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
         if views:
             series = merge_views(views, run.path)
-            row["formats"] = "+".join(dict.fromkeys(v.format for v in views))
+            row["formats"] = "+".join(sorted({v.format for v in views}))
             _fill(row, diagnose([series]))
         elif not problems:
             row["error"] = f"{run.path}: no readable training log or artefact"

@@ -240,5 +240,5 @@ class ResultStore:
 
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        return repr(value) if math.isfinite(value) else _strict(value)
     return value

@@ -310,13 +310,16 @@ def _method(spec: str, obj: Any, name: str, args: tuple[str, ...], required: boo
     if fn is None or _is_base_stub(obj, name):
         if required:
             raise InputError(f"adapter {spec}: missing required method {name}({', '.join(args)})")
-        return getattr(Adapter(), name)
+        default: Callable[..., Any] = getattr(Adapter(), name)
+        return default
     if not callable(fn):
         raise InputError(f"adapter {spec}: {name} must be a method, not {type(fn).__name__}")
     try:
         inspect.signature(fn).bind(*args)
     except TypeError as exc:
-        raise InputError(f"adapter {spec}: {name}{_signature(fn)} must accept ({', '.join(args)})") from exc
+        want = ", ".join(args)
+        raise InputError(f"adapter {spec}: {name}{_signature(fn)} must accept ({want}), as in "
+                         f"`def {name}(self{', ' if args else ''}{want})`") from exc
     except ValueError:  # builtins without a signature: accept them
         pass
     return fn  # type: ignore[no-any-return]

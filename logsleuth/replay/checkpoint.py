@@ -153,7 +153,8 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, state: Any) -> None:
         optimizer.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise InputError(f"the checkpoint's optimizer state does not match the adapter's optimizer: {exc}: "
-                         "build_optimizer() must build the optimizer (type, parameter groups) it was saved from") from exc
+                         "build_optimizer() must build the optimizer (type, parameter groups) it was saved "
+                         "from") from exc
 
 
 def _load_extras(checkpoint: Mapping[str, Any], parts: TrainingParts) -> list[str]:
@@ -193,7 +194,7 @@ class Snapshot:
     cuda_rng: tuple[torch.Tensor, ...]
 
     @classmethod
-    def capture(cls, parts: TrainingParts) -> "Snapshot":
+    def capture(cls, parts: TrainingParts) -> Snapshot:
         """Copy the current state (never aliases the live tensors)."""
         cuda = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else ()
         return cls(

@@ -89,7 +89,8 @@ def run_window(engine: Engine, start: Snapshot, first: int, last: int, change: C
     return None, loss
 
 
-def run_all(engine: Engine, start: Snapshot, first: int, last: int, plans: list[Plan]) -> tuple[CounterfactualResult, ...]:
+def run_all(engine: Engine, start: Snapshot, first: int, last: int,
+            plans: list[Plan]) -> tuple[CounterfactualResult, ...]:
     """Every applicable counterfactual over the window ``first..last``."""
     results = []
     for p in plans:

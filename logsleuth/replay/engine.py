@@ -4,9 +4,12 @@ The step is the canonical PyTorch loop: ``zero_grad``; forward and loss under
 ``torch.autocast`` when the adapter says training used it; the per-sample loss reduced
 as the adapter says; ``backward`` (through the ``GradScaler`` when there is one);
 ``unscale_``; clipping when training clipped; ``optimizer.step()`` (``scaler.step``);
-``scheduler.step()``. Everything the engine adds only reads values: the gradient norm
-(``torch.nn.utils.get_total_norm``, not the in-place ``clip_grad_norm_`` unless
-clipping) and finiteness flags, gathered on the device and read back once per step.
+``scheduler.step()``. Everything the engine adds only reads values, and cheaply: the
+per-tensor norms of the gradients (one fused ``torch._foreach_norm``, which also gives
+the total norm, as ``clip_grad_norm_`` computes it) and of the updated weights, whose
+finiteness says whether any element is non-finite. A norm can also overflow on huge
+finite values, so only when a norm is non-finite does an exact ``torch.isfinite`` pass
+run to name the offending tensors. Everything is read back once per step.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class StepOutcome:
     skipped: bool = False
     per_sample: tuple[float, ...] | None = None
     lr: float | None = None
+    nonfinite_grads: tuple[str, ...] = ()  # parameters whose gradient holds nan/inf
 
     @property
     def failed(self) -> bool:
@@ -85,11 +89,14 @@ class Engine:
 
             raw = call(self.adapter.batch, f"batch({step})", step)
             self._batches[step] = to_device(as_batch(raw, step), self.device)
-        return self._batches[step]
+        batch: Batch = self._batches[step]
+        return batch
 
     def sub_batch(self, step: int, keep: Sequence[int]) -> Batch:
         """The batch of ``step`` restricted to positions ``keep``."""
-        return call(self.adapter.select, "select", self.batch(step), list(keep))
+        from .adapter import as_batch
+
+        return as_batch(call(self.adapter.select, "select", self.batch(step), list(keep)), step)
 
     def without(self, step: int, drop: Sequence[int]) -> Batch:
         full = self.batch(step)
@@ -108,7 +115,7 @@ class Engine:
         opt, scaler = self.parts.optimizer, self._scaler(change)
         opt.zero_grad(set_to_none=True)
         loss, per_sample = self.forward_loss(batch, change)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        _backward(scaler.scale(loss) if scaler is not None else loss)
         if scaler is not None and update:  # a probe leaves the scaler's state alone: no unscale_
             scaler.unscale_(opt)
         grad_norm, grads_ok = self._grad_norm(change)
@@ -142,18 +149,17 @@ class Engine:
         return None if change.fp32 else self.parts.scaler
 
     def _grad_norm(self, change: Change) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total norm before clipping, all-gradients-finite flag), both left on the device."""
+        """(total norm before clipping, all-norms-finite flag), both left on the device."""
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if not grads:
             zero = torch.zeros((), device=self.device)
             return zero, torch.ones((), dtype=torch.bool, device=self.device)
-        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        norms = tensor_norms(grads)
+        total = torch.linalg.vector_norm(norms)
         clip = change.clip if change.clip is not None else self.adapter.clip_grad_norm
         if clip is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
-        else:
-            norm = torch.nn.utils.get_total_norm(grads)
-        return norm, finite
+            clip_with_norm(list(self.parameters()), clip, total)
+        return total, torch.isfinite(norms).all()
 
     def _optimizer_step(self, scaler: Any, lr_scale: float) -> bool:
         """``optimizer.step()`` with the learning rate scaled; True when the scaler skipped it."""
@@ -171,7 +177,7 @@ class Engine:
             scaler.update()
             return bool(scaler.get_scale() < before)
         finally:
-            for g, lr in zip(opt.param_groups, saved):
+            for g, lr in zip(opt.param_groups, saved, strict=True):
                 g["lr"] = lr
 
     def _outcome(self, step: int, loss: torch.Tensor, per_sample: torch.Tensor | None, grad_norm: torch.Tensor,
@@ -181,16 +187,26 @@ class Engine:
         values = torch.stack([loss_f, grad_norm.detach().float(), torch.isfinite(loss_f).float(),
                               grads_ok.float(), params_ok.float()]).tolist()  # one read-back
         samples = tuple(per_sample.detach().float().tolist()) if per_sample is not None else None
+        bad_grads = self.nonfinite_gradients() if values[3] != 1.0 else ()  # exact, only when a norm is not
+        params_finite = values[4] == 1.0 or self.first_nonfinite_parameter() is None
         return StepOutcome(step=step, loss=values[0], grad_norm=values[1], loss_finite=values[2] == 1.0,
-                           grads_finite=values[3] == 1.0, params_finite=values[4] == 1.0, skipped=skipped,
-                           per_sample=samples, lr=lr)
+                           grads_finite=not bad_grads, params_finite=params_finite, skipped=skipped,
+                           per_sample=samples, lr=lr, nonfinite_grads=bad_grads)
 
     def params_finite(self) -> torch.Tensor:
-        """One device flag: every parameter finite."""
-        params = list(self.parameters())
+        """One device flag: every parameter's norm is finite (false alarms are re-checked exactly)."""
+        params = [p.detach() for p in self.parameters()]
         if not params:
             return torch.ones((), dtype=torch.bool, device=self.device)
-        return torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()
+        return torch.isfinite(tensor_norms(params)).all()
+
+    def nonfinite_gradients(self) -> tuple[str, ...]:
+        """Names of the parameters whose gradient holds nan/inf (exact; ``named_parameters`` order)."""
+        named = [(n, p.grad) for n, p in self.parts.model.named_parameters() if p.grad is not None]
+        if not named:
+            return ()
+        flags = torch.stack([torch.isfinite(g).all() for _, g in named]).tolist()
+        return tuple(n for (n, _), ok in zip(named, flags, strict=True) if not ok)
 
     def first_nonfinite_parameter(self) -> str | None:
         """Name of the first parameter (in ``named_parameters`` order) holding nan or inf."""
@@ -198,10 +214,36 @@ class Engine:
         if not named:
             return None
         flags = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).tolist()
-        return next((name for (name, _), ok in zip(named, flags) if not ok), None)
+        return next((name for (name, _), ok in zip(named, flags, strict=True) if not ok), None)
 
     def parameters(self) -> Iterator[torch.nn.Parameter]:
         return (p for p in self.parts.model.parameters() if p.requires_grad)
+
+
+def tensor_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of each tensor, stacked (fp32): one fused kernel per device and dtype."""
+    try:
+        norms = list(torch._foreach_norm(tensors))
+    except (AttributeError, RuntimeError):  # pragma: no cover - very old torch or exotic tensors
+        norms = [torch.linalg.vector_norm(t) for t in tensors]
+    return torch.stack([n.float() for n in norms])
+
+
+def clip_with_norm(params: list[torch.nn.Parameter], max_norm: float, total: torch.Tensor) -> None:
+    """``clip_grad_norm_`` given the total norm already computed (same arithmetic, one pass less)."""
+    if hasattr(torch.nn.utils, "clip_grads_with_norm_"):
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    else:  # pragma: no cover - torch < 2.6
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def _backward(loss: torch.Tensor) -> None:
+    try:
+        loss.backward()
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"backward() through the adapter's loss failed: {first}: loss() must return the "
+                         "loss tensor training backpropagated (not detached, not .item())") from exc
 
 
 def reduce_loss(raw: torch.Tensor, size: int, reduction: str) -> tuple[torch.Tensor, torch.Tensor | None]:

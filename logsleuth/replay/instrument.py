@@ -1,11 +1,13 @@
 """Instrumentation of one step: the first non-finite module output and parameter gradient.
 
 Forward hooks on every module record ``torch.isfinite(output).all()`` for each floating
-tensor the module returns; post-accumulate-grad hooks on every parameter record the same
-for its gradient. Nothing is copied and nothing is read back during the step: the flags
-stay on the device as 0-d tensors, and one ``torch.stack(...).tolist()`` after the step
-finds the first False. Hooks only read, so the numerics of the step are those of the
-plain step (:func:`logsleuth.replay.run` checks that bit for bit).
+tensor the module returns; post-accumulate-grad hooks on every parameter record only the
+order in which backward finishes the gradients (the engine already knows, from the
+gradient norms it computes anyway, which gradients are non-finite). Nothing is copied
+and nothing is read back during the step: the flags stay on the device as 0-d tensors,
+and one ``torch.stack(...).tolist()`` after the step finds the first False. Hooks only
+read, so the numerics of the step are those of the plain step
+(:func:`logsleuth.replay.run.replay` checks that bit for bit).
 
 Order matters and is the one of execution: a forward hook fires when its module
 returns, so the first non-finite output is the innermost module that produced it (a
@@ -17,7 +19,7 @@ non-finite gradient is the one nearest the loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import torch
 
@@ -51,8 +53,7 @@ class Instrument:
         self._handles: list[Any] = []
         self._module_sites: list[tuple[str, str]] = []
         self._module_flags: list[torch.Tensor] = []
-        self._grad_names: list[str] = []
-        self._grad_flags: list[torch.Tensor] = []
+        self._grad_order: list[str] = []
         self._last: tuple[torch.Tensor, ...] = ()
 
     def __enter__(self) -> "Instrument":
@@ -61,7 +62,8 @@ class Instrument:
             self._handles.append(module.register_forward_hook(hook))
         for name, param in self.model.named_parameters():
             if param.requires_grad:
-                self._handles.append(param.register_post_accumulate_grad_hook(self._grad_hook(name)))
+                handle = param.register_post_accumulate_grad_hook(self._grad_hook(name))  # type: ignore[no-untyped-call]
+                self._handles.append(handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -85,20 +87,19 @@ class Instrument:
 
     def _grad_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(param: torch.Tensor) -> None:
-            if param.grad is not None:
-                self._grad_flags.append(torch.isfinite(param.grad).all())
-                self._grad_names.append(name)
+            self._grad_order.append(name)
 
         return hook
 
-    def findings(self) -> Findings:
-        """The first non-finite module output and gradient (one read-back of the flags)."""
+    def findings(self, nonfinite_grads: Collection[str] = ()) -> Findings:
+        """The first non-finite module output, and the first of ``nonfinite_grads`` in backward order."""
         module = _first_false(self._module_flags)
-        grad = _first_false(self._grad_flags)
+        bad = set(nonfinite_grads)
+        grad = next((i for i, name in enumerate(self._grad_order) if name in bad), None)
         return Findings(
             module=Site(*self._module_sites[module], call=module) if module is not None else None,
-            gradient=Site(self._grad_names[grad], "parameter", call=grad) if grad is not None else None,
-            modules_checked=len(self._module_flags), gradients_checked=len(self._grad_flags),
+            gradient=Site(self._grad_order[grad], "parameter", call=grad) if grad is not None else None,
+            modules_checked=len(self._module_flags), gradients_checked=len(self._grad_order),
         )
 
 

@@ -29,7 +29,7 @@ def _strict(value: Any) -> Any:
 
 def to_dict(r: ReplayResult) -> dict[str, Any]:
     """The JSON document of a replay."""
-    return _strict({
+    doc: dict[str, Any] = _strict({
         "schema_version": REPLAY_SCHEMA_VERSION,
         "kind": "replay",
         "verdict": _verdict(r),
@@ -46,6 +46,7 @@ def to_dict(r: ReplayResult) -> dict[str, Any]:
         "warnings": list(r.warnings),
         "timings": dict(r.timings) if r.timings else None,
     })
+    return doc
 
 
 def _verdict(r: ReplayResult) -> dict[str, Any]:
@@ -77,7 +78,8 @@ def to_text(r: ReplayResult) -> str:
         lines += [_counterfactual_line(c) for c in r.counterfactuals]
     lines += _cause_lines(r)
     if r.inputs.diagnosis and r.inputs.diagnosis_causes:
-        lines.append(f"The log's diagnosis ({r.inputs.diagnosis}) ranked: {', '.join(r.inputs.diagnosis_causes[:3])}")
+        lines.append(f"From the log alone, diagnose ranked: {', '.join(r.inputs.diagnosis_causes[:3])} "
+                     f"({r.inputs.diagnosis})")
     lines += [f"Warning: {w}" for w in r.warnings]
     return "\n".join(lines) + "\n"
 

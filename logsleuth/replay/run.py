@@ -30,7 +30,8 @@ from .batching import dataset_indices, nonfinite_positions
 from .checkpoint import Loaded, Snapshot, load_default, read_checkpoint
 from .engine import Engine, StepOutcome, call
 from .instrument import Findings, Instrument
-from .result import Location, ReplayInputs, ReplayResult, SampleFinding, StepRecord, Target
+from .result import (CounterfactualResult, Location, ReplayInputs, ReplayResult, SampleFinding, StepRecord,
+                     Target)
 from .samples import DEFAULT_PROBES, find_offending
 
 Progress = Callable[[str], None]
@@ -65,13 +66,15 @@ def replay(options: ReplayOptions, progress: Progress | None = None) -> ReplayRe
     engine = Engine(adapter, parts, device)
     start = Snapshot.capture(parts)
     say(f"replaying steps {loaded.step}..{options.step} on {device}")
-    records, failing, before = _walk(engine, start, loaded.step, options.step)
-    target = Target(options.step, loaded.step, failing.step if failing else None, str(device),
+    records, last, before = _walk(engine, start, loaded.step, options.step)
+    target = Target(options.step, loaded.step, last.step if last.failed else None, str(device),
                     adapter.autocast_dtype, adapter.grad_scaler, adapter.clip_grad_norm)
     inputs = _inputs(options)
-    if failing is None or before is None:
-        return _not_reproduced(options, target, records, inputs, loaded.notes)
-    return _analyse(engine, start, before, failing, options, target, records, inputs, loaded.notes, say)
+    if not last.failed:
+        before.restore(engine.parts)
+        deterministic = _same(last, engine.train_step(last.step))
+        return _not_reproduced(options, target, records, inputs, loaded.notes, deterministic)
+    return _analyse(engine, start, before, last, options, target, records, inputs, loaded.notes, say)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,21 +107,26 @@ def _build(adapter: ResolvedAdapter, device: torch.device, options: ReplayOption
         return parts, load_default(checkpoint, parts)
     step = call(adapter.load_checkpoint, "load_checkpoint(checkpoint, parts)", checkpoint, parts)
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise InputError(f"adapter load_checkpoint() returned {step!r}: it must return the checkpoint's step (int >= 0)")
+        raise InputError(f"adapter load_checkpoint() returned {step!r}: "
+                         "it must return the checkpoint's step (int >= 0)")
     return parts, Loaded(step)
 
 
-def _walk(engine: Engine, start: Snapshot, first: int, last: int
-          ) -> tuple[list[StepRecord], StepOutcome | None, Snapshot | None]:
-    """Steps first..last with the original settings, up to the first that fails."""
+def _walk(engine: Engine, start: Snapshot, first: int, last: int) -> tuple[list[StepRecord], StepOutcome, Snapshot]:
+    """Steps first..last with the original settings, up to the first that fails.
+
+    Returns the records, the outcome of the last step run (the failing one, if any) and
+    the snapshot of the state before it.
+    """
     records: list[StepRecord] = []
+    before = start
     for step in range(first, last + 1):
         before = start if step == first else Snapshot.capture(engine.parts)
         outcome = engine.train_step(step)
         records.append(_record(outcome))
         if outcome.failed:
-            return records, outcome, before
-    return records, None, None
+            break
+    return records, outcome, before
 
 
 def _record(o: StepOutcome) -> StepRecord:
@@ -138,7 +146,7 @@ def _analyse(engine: Engine, start: Snapshot, before: Snapshot, failing: StepOut
     with Instrument(engine.parts.model) as inst:
         observed = engine.train_step(step)
     t2 = time.perf_counter()
-    location = _locate(engine, before, observed, inst.findings())
+    location = _locate(engine, before, observed, inst.findings(observed.nonfinite_grads))
     say("looking for the offending samples")
     samples = find_offending(engine, before, observed, location.input_positions, options.max_probes)
     plans = counterfactual.plan(engine.adapter, step, samples, options.clip_norm)
@@ -150,7 +158,7 @@ def _analyse(engine: Engine, start: Snapshot, before: Snapshot, failing: StepOut
     causes = verdict.decide(obs)
     warnings = list(notes) + _warnings(deterministic, exact)
     return ReplayResult(
-        reproduced=True, summary=verdict.summary(True, step, options.step, causes), target=target,
+        reproduced=True, summary=verdict.summary(True, step, options.step, causes, location), target=target,
         steps=tuple(records), location=location, samples=samples, counterfactuals=results, causes=causes,
         evidence=_evidence(failing, location, samples, results, deterministic, exact), inputs=inputs,
         deterministic=deterministic, instrumentation_exact=exact, warnings=tuple(warnings),
@@ -213,7 +221,7 @@ def _warnings(deterministic: bool, exact: bool) -> list[str]:
 
 
 def _evidence(failing: StepOutcome, location: Location, samples: SampleFinding,
-              results: tuple[counterfactual.CounterfactualResult, ...], deterministic: bool,
+              results: tuple[CounterfactualResult, ...], deterministic: bool,
               exact: bool) -> tuple[Evidence, ...]:
     step = failing.step
     ev = [Evidence(step, None, f"loss {failing.loss} grad_norm {failing.grad_norm}",
@@ -235,15 +243,15 @@ def _evidence(failing: StepOutcome, location: Location, samples: SampleFinding,
 
 
 def _not_reproduced(options: ReplayOptions, target: Target, records: list[StepRecord], inputs: ReplayInputs,
-                    notes: tuple[str, ...]) -> ReplayResult:
-    obs = verdict.Observations(False, None, None, None, {}, None, options.step)
+                    notes: tuple[str, ...], deterministic: bool) -> ReplayResult:
+    obs = verdict.Observations(False, deterministic, None, None, {}, None, options.step)
     causes = verdict.decide(obs)
     last = records[-1] if records else None
     evidence = (Evidence(last.step, None, f"loss {last.loss} grad_norm {last.grad_norm}",
                          f"all {len(records)} replayed steps are finite", "replay"),) if last else ()
     return ReplayResult(reproduced=False, summary=verdict.summary(False, None, options.step, causes), target=target,
                         steps=tuple(records), location=None, samples=None, counterfactuals=(), causes=causes,
-                        evidence=evidence, inputs=inputs, warnings=notes)
+                        evidence=evidence, inputs=inputs, deterministic=deterministic, warnings=notes)
 
 
 def _inputs(options: ReplayOptions) -> ReplayInputs:

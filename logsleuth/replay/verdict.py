@@ -10,6 +10,7 @@ outputs and a learning rate of 0 does not help):
 rule  observation                                                         cause
 ====  ==================================================================  =====
 1     the failure does not reproduce                                      C14 (candidate only)
+-     the checkpoint's weights already hold nan/inf                       none: use an earlier one
 2     the batch's inputs hold nan/inf (confirmed by dropping them)        C09
 3     ``fp32`` removes the failure                                        C10
 4     finite model output, non-finite loss or gradient, in particular    C06
@@ -65,6 +66,7 @@ class Observations:
         return self.location.stage if self.location else "none"
 
 
+#: a rule returns None when it does not apply, else the causes (empty: nothing can be named)
 Rule = Callable[[Observations], "list[ReplayCause] | None"]
 
 
@@ -72,7 +74,7 @@ def decide(obs: Observations) -> tuple[ReplayCause, ...]:
     """The causes, verdict first (empty only when nothing at all can be said)."""
     for rule in RULES:
         causes = rule(obs)
-        if causes:
+        if causes is not None:
             return tuple(causes)
     return ()
 
@@ -87,12 +89,18 @@ def cause(code: str, confirmed: bool, *because: str) -> ReplayCause:
 def _not_reproduced(obs: Observations) -> list[ReplayCause] | None:
     if obs.reproduced:
         return None
+    why = (f"the replay stays finite through step {obs.requested_step} on this machine: non-determinism in "
+           "the original run (data order, dropout seeds, non-deterministic kernels) or its hardware")
+    check = ("the adapter's batch(step) may differ from what training saw, or the checkpoint from the one the "
+             "run resumed from: rule both out first")
     if obs.deterministic is False:
-        why = "two runs of the same step from the same state differ: the replay itself is not deterministic"
-    else:
-        why = (f"the replay stays finite through step {obs.requested_step} on this machine: non-determinism in "
-               "the original run (data order, dropout seeds, non-deterministic kernels) or the original hardware")
-    return [cause("C14", False, why)]
+        check = "two runs of the same step from the same state differ here: the step itself is not deterministic"
+    return [cause("C14", False, why, check)]
+
+
+def _corrupt_checkpoint(obs: Observations) -> list[ReplayCause] | None:
+    """Weights already non-finite in the checkpoint: the failure happened before it; no cause here."""
+    return [] if obs.stage == "checkpoint" else None
 
 
 def _corrupt_inputs(obs: Observations) -> list[ReplayCause] | None:
@@ -168,7 +176,8 @@ def _extreme_samples(obs: Observations) -> list[ReplayCause] | None:
 
 def _unconfirmed(obs: Observations) -> list[ReplayCause] | None:
     if obs.fixed("lr_0"):
-        why = "with learning rate 0 the failure goes away: the updates cause it, but neither x0.1 nor clipping removes it"
+        why = ("with learning rate 0 the failure goes away: the updates cause it, but neither x0.1 nor clipping "
+               "removes it")
         return [cause("C01", False, why, _where(obs)), cause("C02", False, why)]
     why = "no counterfactual removes the failure, not even learning rate 0: look at the forward pass and the data"
     return [cause("C05", False, why, _where(obs)), cause("C04", False, why), cause("C14", False, why)]
@@ -192,17 +201,21 @@ def _samples_text(indices: tuple[int, ...] | None, positions: tuple[int, ...]) -
     return "batch " + ("position " if len(positions) == 1 else "positions ") + ", ".join(map(str, positions))
 
 
-RULES: tuple[Rule, ...] = (_not_reproduced, _corrupt_inputs, _fp16, _unsafe_loss, _explosion,
+RULES: tuple[Rule, ...] = (_not_reproduced, _corrupt_checkpoint, _corrupt_inputs, _fp16, _unsafe_loss, _explosion,
                            _learning_rate, _extreme_samples, _unconfirmed)
 
 
-def summary(reproduced: bool, failed_step: int | None, requested_step: int, causes: tuple[ReplayCause, ...]) -> str:
+def summary(reproduced: bool, failed_step: int | None, requested_step: int, causes: tuple[ReplayCause, ...],
+            location: Location | None = None) -> str:
     """The one-line verdict."""
     if not reproduced:
         return f"not reproduced: the replay stays finite through step {requested_step}"
     head = f"reproduced at step {failed_step}"
     if failed_step is not None and failed_step != requested_step:
         head += f" (asked for {requested_step})"
+    if location is not None and location.stage == "checkpoint":
+        return (f"{head}: the checkpoint's weights already hold nan/inf ({location.parameter}): "
+                "replay from an earlier checkpoint")
     if not causes:
         return head + ": cause not confirmed"
     c = causes[0]
