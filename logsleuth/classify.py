@@ -45,7 +45,7 @@ class Guard:
 
 def guard(f: Mapping[str, float]) -> Guard:
     """Deterministic rules over the features; each returns the reason the user sees."""
-    for rule in (_nothing, _hidden, _lr_zero, _loss_scale, _no_failure, _recurring, _early):
+    for rule in (_nothing, _collapsed, _hidden, _lr_zero, _loss_scale, _no_failure, _recurring, _early):
         found = rule(f)
         if found is not None:
             return found
@@ -63,11 +63,19 @@ def _nothing(f: Mapping[str, float]) -> Guard | None:
     return None
 
 
+def _collapsed(f: Mapping[str, float]) -> Guard | None:
+    """The loss scale at its minimum is fatal whatever the logger prints about the loss."""
+    if f["min_loss_scale_reached"] == 1 and f["n_nonfinite_records"] == 0 and _n(f, "grad_norm_growth_rate") <= 0.1:
+        return Guard(("F502",), "the dynamic loss scale reached its minimum and kept overflowing")
+    return None
+
+
 def _hidden(f: Mapping[str, float]) -> Guard | None:
     """HF logging_nan_inf_filter (finite or 0.0 loss, nan grad norm), Megatron-DeepSpeed
     (a line without its loss field), or only the eval loss non-finite while the printed
     train loss (a running average) stays finite."""
-    if f["loss_zero_with_nan_grad"] == 1 or f["loss_missing_events"] > 0:
+    recovered = f["nonfinite_then_finite"] == 1  # a skipped fp16 step, not a dead run
+    if (f["loss_zero_with_nan_grad"] == 1 or f["loss_missing_events"] > 0) and not recovered:
         return Guard(("N203",), "the logger printed a finite loss while the step was non-finite "
                                 "(nan grad norm with a finite/0.0 loss, or a line missing its loss field)")
     if f["first_nonfinite_is_eval"] == 1 and f["nonfinite_then_finite"] == 0:
@@ -87,13 +95,13 @@ def _loss_scale(f: Mapping[str, float]) -> Guard | None:
     collapsed = f["min_loss_scale_reached"] == 1 or _n(f, "loss_scale_min", 1.0) <= 1e-4
     if not overflows and not collapsed:
         return None
+    if f["n_nonfinite_records"] > 0:
+        return None  # the loss itself went non-finite: the curve decides (early, sudden, exploding)
     if _n(f, "grad_norm_growth_rate") > 0.1 and f["n_train_records"] >= 2:
         return Guard(("X101",), "the gradient norm grew before the overflows: an explosion drove the loss scale down")
     if collapsed or (overflows and _n(f, "loss_scale_min", 1.0) < 1):
         return Guard(("F502",), "the dynamic loss scale collapsed (to its minimum, or below 1) and kept overflowing")
-    if f["has_nonfinite"] == 0 or f["first_nonfinite_is_event"] == 1 and f["n_nonfinite_records"] == 0:
-        return Guard(("F501",), "overflow skips with loss-scale backoff, and no non-finite loss")
-    return None
+    return Guard(("F501",), "overflow skips with loss-scale backoff, and no non-finite loss")
 
 
 def _no_failure(f: Mapping[str, float]) -> Guard | None:

@@ -189,7 +189,7 @@ def _add_feature_commands() -> None:
     (torch, dask) are imported only when the command runs."""
     from importlib import import_module
 
-    for module, name in (("logsleuth.replay.cli", "replay"), ("logsleuth.fleet.cli", "audit")):
+    for module, name in (("logsleuth.replay.cli", "replay"), ("logsleuth.audit.cli", "audit")):
         try:
             main.add_command(getattr(import_module(module), name))
         except ModuleNotFoundError as exc:

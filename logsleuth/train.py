@@ -62,6 +62,8 @@ def fit(root: Path, seed: int = 0) -> dict:
         raise SystemExit(f"{root}/labels.csv has no training rows with model classes {MODEL_CLASSES}")
     X, names = feature_matrix(root, rows)
     y = np.array([r["signature"] for r in rows])
+    keep = [j for j in range(X.shape[1]) if len(np.unique(X[~np.isnan(X[:, j]), j])) >= 2]
+    X, names = X[:, keep], [names[j] for j in keep]  # a constant column carries nothing (and trips the binner)
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.08, max_leaf_nodes=15,
                                            l2_regularization=1.0, class_weight="balanced", random_state=seed)
     model.fit(X, y)
