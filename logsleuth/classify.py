@@ -65,8 +65,10 @@ def _nothing(f: Mapping[str, float]) -> Guard | None:
 
 def _collapsed(f: Mapping[str, float]) -> Guard | None:
     """The loss scale at its minimum is fatal whatever the logger prints about the loss."""
-    if f["min_loss_scale_reached"] == 1 and f["n_nonfinite_records"] == 0 and _n(f, "grad_norm_growth_rate") <= 0.1:
-        return Guard(("F502",), "the dynamic loss scale reached its minimum and kept overflowing")
+    loss_finite = f["first_nonfinite_is_grad"] == 1 or f["first_nonfinite_is_event"] == 1 or f["has_nonfinite"] == 0
+    persistent = f["n_overflow_events"] >= 10 and f["overflow_after_last_finite"] == 1
+    if (f["min_loss_scale_reached"] == 1 or persistent) and loss_finite and _n(f, "grad_norm_growth_rate") <= 0.1:
+        return Guard(("F502",), "the dynamic loss scale reached its minimum (or kept overflowing to the end)")
     return None
 
 
@@ -108,7 +110,7 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
     if f["has_nonfinite"] == 1:
         return None
     if _n(f, "max_loss_over_initial", 1.0) >= 5 and _n(f, "final_loss_over_initial", 1.0) >= 5:
-        if _n(f, "loss_growth_rate") > 0.5 and f["n_train_records"] >= 4:
+        if _n(f, "loss_growth_rate") > 0.1 and f["n_train_records"] >= 10:
             return Guard(("X101",), "no nan yet, but the loss grows geometrically record after record")
         return Guard(("L301",), "no nan, but the loss jumped to an absurd, saturated level early and stayed there")
     if f["n_train_records"] < 3:
