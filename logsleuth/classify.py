@@ -115,10 +115,16 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
         return Guard(("L301",), "no nan, but the loss jumped to an absurd, saturated level early and stayed there")
     if f["n_train_records"] < 3:
         return Guard(("I000",), f"only {int(f['n_train_records'])} training record(s): too short to judge")
-    if _n(f, "first_logged_step") > 10 * max(_n(f, "sampling_interval", 1.0), 1.0):
-        return Guard(("H001", "R601"), "no non-finite value; the log is a window from the middle of the run, "
-                                       "so a flat loss there cannot show a stall")
-    return Guard(FINITE, "no non-finite value or event: healthy, stalled or spiked-and-recovered")
+    candidates = ["H001"]
+    mid_run = _n(f, "first_logged_step") > 10 * max(_n(f, "sampling_interval", 1.0), 1.0)
+    if not mid_run and _n(f, "final_loss_over_initial", 1.0) >= 0.8:
+        candidates.append("S401")  # a stall needs the start of the run and no real descent
+    if f["spike_recovered"] == 1:
+        candidates.append("R601")  # no spike, no recovered spike
+    if len(candidates) == 1:
+        return Guard(("H001",), "no non-finite value, no spike, and no visible stall (the loss descended, "
+                                "or the log is a window from the middle of the run)")
+    return Guard(tuple(candidates), "no non-finite value or event: " + " or ".join(candidates))
 
 
 def _recurring(f: Mapping[str, float]) -> Guard | None:

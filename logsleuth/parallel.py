@@ -9,7 +9,6 @@ take the single-process path, which produces identical output.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections import deque
 from typing import Iterator
@@ -50,9 +49,13 @@ _WORKER_FORMAT: Format | None = None
 _WORKER_PATH = ""
 
 
-def _init_worker(fmt: Format, path: str) -> None:
+def _init_worker(name: str, fmt: Format | None, path: str) -> None:
+    """Built-in formats travel by name (their handlers are closures); user formats as is."""
     global _WORKER_FORMAT, _WORKER_PATH
-    _WORKER_FORMAT, _WORKER_PATH = fmt, path
+    from .parsers import builtin_formats
+
+    _WORKER_FORMAT = fmt or next(f for f in builtin_formats() if f.name == name)
+    _WORKER_PATH = path
 
 
 def _scan_range(span: tuple[int, int]) -> tuple[int, Prepared]:
@@ -78,10 +81,16 @@ def prepared_chunks(log: LogInput, fmt: Format, jobs: int | None = None) -> Iter
         return
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
+    from .parsers import builtin_formats
+
+    # forkserver, not fork: the caller may run threads (a hashing thread, a Dask client, a
+    # test runner), and forking a process with threads can deadlock; the server imports
+    # only the scanning modules, so workers stay small
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    builtin = any(f is fmt for f in builtin_formats())
     spans = _ranges(log.name, log.size or 0, CHUNK)
-    gc.freeze()  # forked workers then share the parent's objects without copying their pages
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(fmt, log.name)) as pool:
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(fmt.name, None if builtin else fmt, log.name)) as pool:
         yield from _bounded(pool, spans, window=jobs + 1)
 
 

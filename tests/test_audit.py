@@ -81,7 +81,7 @@ def make_fleet(root: Path) -> dict[str, str]:
         ml = root / "mlruns" / "1" / run_id
         (ml / "metrics").mkdir(parents=True)
         (ml / "meta.yaml").write_text("status: 3\n")
-        (ml / "metrics" / "loss").write_text("".join(f"{1000 + s} {1.0 - s / 1000} {s}\n" for s in range(50)))
+        (ml / "metrics" / "loss").write_text("".join(f"{1000 + s} {1.0 - s / 100} {s}\n" for s in range(50)))
         kinds[f"mlruns/1/{run_id}"] = "mlflow"
     (root / "broken_json").mkdir()
     (root / "broken_json" / "trainer_state.json").write_text('{"log_history": [{"loss": 1.0, ')

@@ -200,7 +200,8 @@ def test_without_torch_one_line_with_install_hint(monkeypatch, made):
 
 def test_contract_imports_without_torch():
     code = ("import sys; import logsleuth.replay, logsleuth.replay.cli; "
-            "from logsleuth.replay import Adapter, Batch; assert 'torch' not in sys.modules")
+            "from logsleuth.replay import Adapter, Batch; "
+            "assert 'torch' not in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -405,3 +406,54 @@ def test_detached_loss_is_an_adapter_error(tmp_path, tiny_checkpoint):
                         "return ((output - batch.targets) ** 2).mean(dim=1).detach()")
     assert "loss() must return the loss tensor" in error_of(write_adapter(tmp_path, body + "\nadapter = Tiny()\n"),
                                                            tiny_checkpoint)
+
+
+def test_batch_cache_asks_the_adapter_again_when_full():
+    from logsleuth.replay import Adapter, Batch, TrainingParts
+    from logsleuth.replay.adapter import resolve
+    from logsleuth.replay.engine import Engine
+
+    class Counting(Adapter):
+        calls = 0
+
+        def build_model(self):
+            return torch.nn.Linear(2, 1)
+
+        def build_optimizer(self, model):
+            return torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def batch(self, step):
+            Counting.calls += 1
+            return Batch(torch.ones(4, 2) * step, torch.zeros(4, 1))
+
+        def loss(self, output, batch):
+            return ((output - batch.targets) ** 2).mean(dim=1)
+
+    user = Counting()
+    model = user.build_model()
+    for budget, expected_calls in ((1 << 20, 3), (0, 6)):
+        Counting.calls = 0
+        engine = Engine(resolve("counting", user), TrainingParts(model, user.build_optimizer(model)),
+                        torch.device("cpu"), cache_bytes=budget)
+        for step in (0, 1, 2, 0, 1, 2):
+            assert engine.batch(step).inputs[0, 0].item() == step
+        assert Counting.calls == expected_calls
+
+
+SCALAR_LOG = GOOD.replace(
+    "        return Batch(x, y, list(range(8 * step, 8 * step + 8)))",
+    "        if step == 3:\n            x[6, 0] = 0.0\n        return Batch(x, y, list(range(8 * step, 8 * step + 8)))",
+).replace(
+    "        return ((output - batch.targets) ** 2).mean(dim=1)",
+    "        return (torch.log(batch.inputs[:, :1].abs()) * output).mean()  # a scalar: no per-sample losses",
+) + "\nadapter = Tiny()\n"
+
+
+def test_bisection_finds_the_sample_behind_a_scalar_loss(tmp_path, tiny_checkpoint):
+    r = replay(ReplayOptions(adapter=str(write_adapter(tmp_path, SCALAR_LOG)), checkpoint=str(tiny_checkpoint),
+                             step=5))
+    assert r.target.failed_step == 3 and r.location.stage == "loss"
+    assert r.samples.method == "bisection" and r.samples.indices == (30,) and r.samples.confirmed
+    assert 1 < r.samples.probes <= 8
+    assert r.counterfactual("drop_samples").fixed is True
+    assert r.cause.code == "C06" and r.cause.confirmed

@@ -4,7 +4,7 @@ Every engine yields rows as they finish (not in input order), so the store can a
 at once and a killed audit loses at most the runs in flight.
 
 * ``local`` with ``jobs == 1``: in this process (no pool to start, easiest to debug).
-* ``local`` with ``jobs > 1``: a :class:`~concurrent.futures.ProcessPoolExecutor`, forked
+* ``local`` with ``jobs > 1``: a :class:`~concurrent.futures.ProcessPoolExecutor` (forkserver)
   after the catalog and model are loaded so workers start warm; at most ``4 * jobs`` runs
   in flight (memory stays bounded on huge fleets). A worker that dies (out of memory, a
   segfault) breaks the pool: it is rebuilt and the runs in flight retried once, then
@@ -40,7 +40,7 @@ def default_jobs() -> int:
 
 
 def warm() -> None:
-    """Load what every run needs (catalog, model) once, before workers are forked."""
+    """Load what every run needs (catalog, model) once per process."""
     from .. import api, features  # noqa: F401
     from ..catalog import load_catalog
     from ..classify import load_model
@@ -76,7 +76,11 @@ def _local(runs: list[Run], jobs: int, known: dict[str, str], verify: bool) -> I
             yield audit_run(run, known.get(run.path), verify)
         return
     methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    # forkserver, not fork: the caller may run threads (a Dask client, a test runner, the
+    # hashing thread of diagnose), and forking a process with threads can deadlock
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
+    if "forkserver" in methods:
+        ctx.set_forkserver_preload([__name__.rsplit(".", 1)[0] + ".run", "logsleuth.classify"])
     queue = list(reversed(runs))
     attempts: dict[str, int] = {}
     while queue:

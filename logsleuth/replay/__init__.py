@@ -1,7 +1,8 @@
 """Replay: re-run the failing step of a PyTorch job and confirm the cause (``logsleuth replay``).
 
 The optional ``[replay]`` extra: torch is imported only when a replay runs, so this
-package and the adapter contract (:class:`Adapter`, :class:`Batch`) import without it.
+package and the adapter contract (:class:`Adapter`, :class:`Batch`) import without it,
+and registering the command costs ``logsleuth``'s start-up nothing worth measuring.
 
 Modules
 -------
@@ -29,15 +30,19 @@ from __future__ import annotations
 from typing import Any
 
 from .adapter import Adapter, Batch, TrainingParts, load_adapter
-from .result import ReplayResult
 
 __all__ = ["Adapter", "Batch", "ReplayOptions", "ReplayResult", "TrainingParts", "load_adapter", "replay"]
 
 
 def __getattr__(name: str) -> Any:
-    """``replay`` and ``ReplayOptions`` import torch: load them on first use."""
+    """Loaded on first use: ``replay`` and ``ReplayOptions`` import torch, ``ReplayResult`` pandas
+    (``logsleuth --help`` imports this package to register the command, and stays light)."""
     if name in ("replay", "ReplayOptions"):
         from . import run
 
         return getattr(run, name)
+    if name == "ReplayResult":
+        from .result import ReplayResult
+
+        return ReplayResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

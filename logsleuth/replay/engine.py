@@ -15,6 +15,7 @@ run to name the offending tensors. Everything is read back once per step.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
@@ -22,7 +23,11 @@ import torch
 
 from ..errors import InputError
 from .adapter import Batch, ResolvedAdapter, TrainingParts
-from .batching import batch_size, to_device
+from .batching import batch_size, tensors, to_device
+
+#: batches kept on the device between uses (least recently used go first); beyond it the
+#: adapter is asked again, which its contract (deterministic batches) allows
+BATCH_CACHE_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -78,18 +83,24 @@ class Engine:
     adapter: ResolvedAdapter
     parts: TrainingParts
     device: torch.device
-    _batches: dict[int, Batch] = field(default_factory=dict)
+    cache_bytes: int = BATCH_CACHE_BYTES
+    _batches: OrderedDict[int, tuple[Batch, int]] = field(default_factory=OrderedDict)
 
     # ---- batches ------------------------------------------------------------------
 
     def batch(self, step: int) -> Batch:
-        """The batch of ``step`` on the device (asked of the adapter once, then cached)."""
-        if step not in self._batches:
-            from .adapter import as_batch
+        """The batch of ``step`` on the device (cached while it fits in ``cache_bytes``)."""
+        if step in self._batches:
+            self._batches.move_to_end(step)
+            return self._batches[step][0]
+        from .adapter import as_batch
 
-            raw = call(self.adapter.batch, f"batch({step})", step)
-            self._batches[step] = to_device(as_batch(raw, step), self.device)
-        batch: Batch = self._batches[step]
+        raw = call(self.adapter.batch, f"batch({step})", step)
+        batch = to_device(as_batch(raw, step), self.device)
+        size = sum(t.numel() * t.element_size() for t in (*tensors(batch.inputs), *tensors(batch.targets)))
+        self._batches[step] = (batch, size)
+        while len(self._batches) > 1 and sum(n for _, n in self._batches.values()) > self.cache_bytes:
+            self._batches.popitem(last=False)
         return batch
 
     def sub_batch(self, step: int, keep: Sequence[int]) -> Batch:
@@ -239,7 +250,7 @@ def clip_with_norm(params: list[torch.nn.Parameter], max_norm: float, total: tor
 
 def _backward(loss: torch.Tensor) -> None:
     try:
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"backward() through the adapter's loss failed: {first}: loss() must return the "

@@ -69,7 +69,8 @@ def find_offending(engine: Engine, before: Snapshot, outcome: StepOutcome, input
     groups = _isolate(list(range(size)), prober)
     found = sorted(p for g in groups for p in g)
     if len(found) >= size:
-        note = "every sample fails on its own: the failure is not in particular samples"
+        note = ("every sample fails on its own: the failure is not in particular samples"
+                if all(len(g) == 1 for g in groups) else "the batch fails only as a whole, not in particular samples")
         if prober.exhausted:
             note = f"bisection stopped after {prober.used} probes without isolating samples"
         return _finding(engine, outcome.step, "bisection", found, size, None, prober.used, note)
@@ -99,7 +100,7 @@ def _isolate(positions: list[int], prober: _Prober) -> list[list[int]]:
     verdicts = [prober.fails(p) for p in parts]
     if None in verdicts:  # a half cannot run on its own: stop splitting here
         return [positions]
-    failing = [p for p, bad in zip(parts, verdicts) if bad]
+    failing = [p for p, bad in zip(parts, verdicts, strict=True) if bad]
     if not failing:
         return [positions]
     return [g for p in failing for g in _isolate(p, prober)]
