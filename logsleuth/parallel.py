@@ -83,15 +83,25 @@ def prepared_chunks(log: LogInput, fmt: Format, jobs: int | None = None) -> Iter
 
     from .parsers import builtin_formats
 
-    # forkserver, not fork: the caller may run threads (a hashing thread, a Dask client, a
-    # test runner), and forking a process with threads can deadlock; the server imports
-    # only the scanning modules, so workers stay small
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx = _context(multiprocessing)
     builtin = any(f is fmt for f in builtin_formats())
     spans = _ranges(log.name, log.size or 0, CHUNK)
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(fmt.name, None if builtin else fmt, log.name)) as pool:
         yield from _bounded(pool, spans, window=jobs + 1)
+
+
+def _context(multiprocessing):  # type: ignore[no-untyped-def]
+    """fork when this process runs no other thread (cheapest: workers share the parent's
+    pages); otherwise forkserver, because forking a process with threads (a hashing
+    thread, a Dask client, a test runner) can deadlock. The server imports only the
+    scanning modules, so its workers stay small."""
+    import threading
+
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
 
 
 def _bounded(pool, spans: list[tuple[int, int]], window: int) -> Iterator[tuple[int, Prepared]]:

@@ -25,14 +25,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from .parsers._base import Batch, Format, line_at
 from .parsers._grammar import to_floats
 from .scan import ranks_of
 from .types import Event, Hparam
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAX_TEXTS = 20_000
 PHASES = ("train", "eval")
@@ -172,7 +175,7 @@ class Assembler:
         self.texts: dict[int, str] = {}
         self.rows = 0
 
-    def feed(self, prep: Prepared) -> pa.Table:
+    def feed(self, prep: Prepared) -> "pa.Table":
         step = self._steps(prep)
         segment, event_segments = self._segments(prep, step)
         frame = self._frame(prep, step, segment)
@@ -247,8 +250,10 @@ class Assembler:
 
     # ---- rows ---------------------------------------------------------------------
 
-    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> pa.Table:
+    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> "pa.Table":
         """This chunk's rows as an Arrow table (see :data:`logsleuth.types.COLUMNS`)."""
+        import pyarrow as pa  # here, not at import: the scanning workers never need it
+
         rows = np.flatnonzero(prep.metric >= 0)
         if self.fmt.dedupe and len(rows) > 1:
             rows = rows[~self._copies(prep, step, segment, rows)]
