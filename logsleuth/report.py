@@ -13,21 +13,21 @@ from .types import DIAGNOSIS_SCHEMA_VERSION, Diagnosis
 ONELINE_MAX = 200
 
 
-def _strict(value: Any) -> Any:
+def strict(value: Any) -> Any:
     """Strict JSON: non-finite floats become the strings "nan", "inf", "-inf"."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
+        return {str(k): strict(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
+        return [strict(v) for v in value]
     return value
 
 
 def to_dict(d: Diagnosis) -> dict[str, Any]:
     """The JSON document (schema_version bumps on incompatible changes)."""
     first = asdict(d.first_nonfinite) if d.first_nonfinite else None
-    return _strict({
+    return strict({
         "schema_version": DIAGNOSIS_SCHEMA_VERSION,
         "verdict": asdict(d.verdict),
         "first_nonfinite": first,

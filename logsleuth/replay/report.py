@@ -9,27 +9,16 @@ consumer can tell a replay report from a diagnose report.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from typing import Any
 
+from ..report import strict
 from .result import REPLAY_SCHEMA_VERSION, CounterfactualResult, ReplayResult
-
-
-def _strict(value: Any) -> Any:
-    """Strict JSON: non-finite floats become "nan", "inf", "-inf"; tuples become lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
 
 
 def to_dict(r: ReplayResult) -> dict[str, Any]:
     """The JSON document of a replay."""
-    doc: dict[str, Any] = _strict({
+    doc: dict[str, Any] = strict({
         "schema_version": REPLAY_SCHEMA_VERSION,
         "kind": "replay",
         "verdict": _verdict(r),
