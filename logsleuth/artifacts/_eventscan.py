@@ -190,15 +190,7 @@ class _Decoder:
             except (ValueError, IndexError) as exc:  # its step stays; its values are unreadable
                 out.bad_records.append((ri, f"record {ri + 1}: summary not decodable ({exc})"))
                 continue
-            for kind, off, tid in holes:
-                rec, tag, where = out.f4 if kind == "f4" else out.f8
-                rec.append(ri)
-                tag.append(tid)
-                where.append(q + off)
-            for tid, value in direct:
-                out.py[0].append(ri)
-                out.py[1].append(tid)
-                out.py[2].append(value)
+            self._emit(ri, q, holes, direct)
         out.matched = tuple(a[good].tolist() for a in (m_rec, m_q, m_tpl))  # type: ignore[assignment]
 
     def _slow(self, ri: int, s: int, e: int) -> None:
@@ -218,6 +210,20 @@ class _Decoder:
         out.steps.append(0)
         out.wall_off.append(-1)
         out.wall_direct[ri] = 0.0
+
+    def _emit(self, ri: int, q: int, holes: list, direct: list) -> None:
+        """Record ``ri``'s scalar values: fixed-width holes read later in bulk (f4/f8 at
+        offset ``q + off``), and values already decoded (``direct``)."""
+        out = self.out
+        for kind, off, tid in holes:
+            rec, tag, where = out.f4 if kind == "f4" else out.f8
+            rec.append(ri)
+            tag.append(tid)
+            where.append(q + off)
+        for tid, value in direct:
+            out.py[0].append(ri)
+            out.py[1].append(tid)
+            out.py[2].append(value)
 
     def tag_id(self, raw: bytes) -> int:
         tid = self.tag_ids.get(raw)
@@ -248,16 +254,7 @@ class _Decoder:
             out.wall_direct[ri] = wall
         if restart:
             out.restarts.append(ri)
-        q = summary[0] if summary is not None else 0
-        for kind, off, tid in holes:
-            rec, tag, where = out.f4 if kind == "f4" else out.f8
-            rec.append(ri)
-            tag.append(tid)
-            where.append(q + off)
-        for tid, value in direct:
-            out.py[0].append(ri)
-            out.py[1].append(tid)
-            out.py[2].append(value)
+        self._emit(ri, summary[0] if summary is not None else 0, holes, direct)
         if summary is not None and not direct:  # a template needs every value at a fixed-width hole
             self._remember(*summary, holes)
 
