@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv demo test bench bench-quick accuracy corpus model goldens clean
+.PHONY: venv demo test bench bench-quick bench-diagnose accuracy corpus model goldens clean
 
 $(BIN)/logsleuth: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python bench/throughput.py --quick
+
+bench-diagnose: venv
+	$(BIN)/python bench/diagnose_time.py
 
 accuracy: venv
 	$(BIN)/python bench/accuracy.py $(if $(wildcard corpus/data/labels.csv),--corpus corpus/data)

@@ -15,7 +15,8 @@ Rules, in order of precedence (the first that holds wins):
 
 1. ``N202`` nan at a fixed iteration: at least two attempts (restarts) and every one went
    non-finite at the same step; or the loss was non-finite at >= 2 isolated places (each
-   at most 3 steps long, finite again after), all at the same position of the epoch
+   at most 3 steps long, finite again after -- or the run ends there), all at the same
+   position of the epoch
    (same ``(step - 1) % steps_per_epoch``; without the epoch length: equal gaps).
 2. ``L301`` early blowup: ``fail <= 100``, or a finite loss in the first 100 steps above
    1e4 x the initial loss.
@@ -36,11 +37,15 @@ Rules, in order of precedence (the first that holds wins):
 8. ``R601`` recovered spike: a step whose loss is > 3x the rolling median of the 20 steps
    before it, exceeds that median by > 10 rolling MADs and by > 20% of the initial loss,
    and within 50 steps the loss is back below 1.5x that median.
-9. ``S401`` stalled: final loss (mean of the last 10%, >= 5 steps) >= 0.95 x the initial.
+9. ``S401`` stalled: final loss (median of the last 10%, >= 5 steps: one late spike is no
+   stall) >= 0.95 x the initial.
 10. ``H001`` healthy: finite and decreasing.
 
 ``N203`` (nan hidden by the logger) is a *rendering* label, decided in
-:mod:`corpus.render` from what a printer showed, never here.
+:mod:`corpus.render` from what a printer showed, never here. A rendered log's
+``signature`` applies these same rules to the loss values the log prints
+(:func:`corpus.compose.visible_signature`); this module's full-resolution result is its
+``trajectory_signature``.
 """
 
 from __future__ import annotations
@@ -106,12 +111,12 @@ def _rolling_median(x: np.ndarray, w: int) -> np.ndarray:
 def _isolated_recurrence(steps: np.ndarray, loss: np.ndarray, spe: int | None) -> dict | None:
     """Runs of non-finite loss that are short, finite again after, at a fixed epoch position."""
     bad = ~np.isfinite(loss)
-    if bad.sum() < 2 or bad[-1]:
+    if bad.sum() < 2:
         return None
     starts = np.flatnonzero(bad & ~np.r_[False, bad[:-1]])
     ends = np.flatnonzero(bad & ~np.r_[bad[1:], False])
     if len(starts) < 2 or np.any(ends - starts >= 3):
-        return None
+        return None  # a short run at the very end is the run stopping on the bad sample again
     at = steps[starts]
     if spe:
         positions = set(((at - 1) % spe).tolist())
@@ -173,7 +178,7 @@ def _overflow_state(cols: dict[str, np.ndarray]) -> dict:
 
 
 def measure_signature(trajectory: Any, attempts: Sequence[Any] | None = None,
-                      steps_per_epoch: int | None = None) -> Measurement:
+                      steps_per_epoch: int | None = None, initial_points: int = 5) -> Measurement:
     """The signature of a run, measured (see the module docstring for the rules).
 
     Parameters
@@ -185,6 +190,9 @@ def measure_signature(trajectory: Any, attempts: Sequence[Any] | None = None,
         Every attempt of the job (restarts), each with its own steps.
     steps_per_epoch : int, optional
         Epoch length, for the fixed-position-in-epoch rule.
+    initial_points : int
+        Finite values whose median is the initial loss: 5 at full resolution; fewer when
+        the values are a log's prints, each covering several steps.
     """
     cols = _columns(trajectory)
     steps, bad, anybad = _steps(cols)
@@ -200,7 +208,7 @@ def measure_signature(trajectory: Any, attempts: Sequence[Any] | None = None,
     if rec:
         return Measurement("N202", "isolated non-finite steps at a fixed epoch position", first_any, fail, {**ev, **rec})
     fin = loss[np.isfinite(loss)]
-    initial = float(np.median(fin[:5])) if len(fin) else float("nan")
+    initial = float(np.median(fin[:initial_points])) if len(fin) else float("nan")
     ev["initial_loss"] = initial
     early = np.isfinite(loss) & (steps <= EARLY)
     if fail is not None and fail <= EARLY:
@@ -228,7 +236,7 @@ def measure_signature(trajectory: Any, attempts: Sequence[Any] | None = None,
         ev.update(spike)
         return Measurement("R601", "spike > 3x rolling median that returned to trend", first_any, fail, ev)
     k = max(5, len(fin) // 10)
-    final = float(np.mean(fin[-k:])) if len(fin) else float("nan")
+    final = float(np.median(fin[-k:])) if len(fin) else float("nan")  # a late spike is no stall
     ev["final_loss"] = final
     if final >= 0.95 * initial:
         return Measurement("S401", "final loss >= 0.95 x initial", first_any, fail, ev)

@@ -3,14 +3,26 @@
 A printer (one module per framework under :mod:`corpus.printers`) turns a
 :class:`~corpus.runs.Trajectory` into tagged :class:`Line` s: the text, plus what the
 line *means* -- the step a reader attributes to it (printed on the line, or the last
-step printed before it), whether it shows a non-finite value or a non-finite event, or
+step printed before it), whether it shows a non-finite value or a non-finite event,
 whether the printer *hid* one (Hugging Face ``logging_nan_inf_filter``, Megatron's
-omitted ``lm loss``). Variations then work on the tagged lines (noise, ANSI colours,
-interleaved ranks, truncation that never removes a key line), so the label of the final
-text is known exactly:
+omitted ``lm loss``), and, on a line that prints a *training* loss, the number it prints
+(``value``: the interval mean or the step's value, whichever the format prints; base 2
+for fairseq; the finite value a Hugging Face filter printed for a nan; nan / inf when the
+line shows a non-finite loss, a stop-on-nan message such as ``Model diverged with loss =
+NaN`` included). Eval lines and banners carry no value. Variations then work on the
+tagged lines (noise, ANSI colours, interleaved ranks, truncation that never removes a key
+line), so the label of the final text is known exactly:
 
-* ``signature``: the trajectory's measured signature, except ``N203`` when the run's loss
-  went non-finite but the log prints no non-finite loss (only hidden ones);
+* ``signature``: measured by :func:`corpus.label.measure_signature` on the loss values
+  the final text prints (:func:`corpus.compose.printed_columns`: one point per attempt
+  and step, attempts stitched like :func:`corpus.label.history`), so that it describes
+  what a reader of the log can see -- a spike between two printed steps, or diluted by a
+  window mean, is no ``R601``; growth the printed points do not show is no ``X101``. The
+  full-resolution signature (the ``trajectory_signature`` column) is kept for ``N202``
+  (its recurrence must be visible, below), ``F501`` / ``F502`` (overflows are events,
+  not loss values) and ``L301`` by a non-finite loss at step <= 100, and when the printed
+  values look like ``N202`` or hold fewer than 3 finite points. ``N203`` when the run's
+  loss went non-finite but the log prints no non-finite loss (only hidden ones);
 * ``first_nonfinite_step``: the step of the first line showing a non-finite value or
   event, in the step convention of the format as :func:`logsleuth.read_log` reads it;
   for ``N203`` the trajectory's first non-finite step in that convention;
@@ -44,6 +56,7 @@ class Line:
     bad: str = ""  # "loss" | "grad" | "event" | "overflow" when it shows a non-finite moment
     hidden: bool = False  # the printer hid a non-finite loss here
     tstep: int | None = None  # trajectory step behind the line
+    value: float | None = None  # the training loss the line prints (nan / inf: shows a non-finite one)
     attempt: int = 0
     end: str = "\n"
     rankable: bool = True
@@ -138,6 +151,15 @@ def logged_points(c: Cols, at: Callable[[int], bool], reduce: str = "mean", skip
         if at(int(c.step[i])):
             yield window_point(c, lo, i, reduce, skip_overflow)
             lo = i + 1
+
+
+def shown(value: float, *others: float) -> float:
+    """The loss a line shows: ``value``, unless another loss printed beside it is non-finite.
+
+    A line printing the step's loss and a running mean shows a failure when either is
+    non-finite (an earlier, unprinted nan keeps the mean at nan): the reader sees it there.
+    """
+    return next((v for v in (value, *others) if not math.isfinite(v)), value)
 
 
 def first_stop(c: Cols, kind: str = "nonfinite") -> int | None:

@@ -4,14 +4,17 @@
 * ``ansi``: colour codes around prefixes or whole lines;
 * ``ranks``: several ranks printing interleaved, each line prefixed ``[rankN]:`` or ``N:``;
 * ``truncate_head`` / ``truncate_tail``: a pasted excerpt -- lines dropped and the first /
-  last kept line cut mid-way. Key lines (the first non-finite line of each attempt and
-  epoch, the first hidden one) are never removed or cut.
+  last kept line cut mid-way (a cut line no longer counts as printing a loss value). Key
+  lines (the first non-finite line of each attempt and epoch, the first hidden one) are
+  never removed or cut.
 
 Restarts are not a variation of the text: they are attempts of the real run (the
 printers write them one after the other, each with its framework's resume banner).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -122,8 +125,7 @@ def ranks(lines: list[Line], rng: np.random.Generator) -> list[Line]:
             out.append(ln)
             continue
         for r in rng.permutation(world).tolist():
-            out.append(Line(style.format(r=r) + ln.text, ln.step, ln.exact, ln.bad, ln.hidden, ln.tstep,
-                            ln.attempt, ln.end, ln.rankable, ln.key and r == 0))
+            out.append(replace(ln, text=style.format(r=r) + ln.text, key=ln.key and r == 0))
     return out
 
 
@@ -142,6 +144,7 @@ def truncate(lines: list[Line], rng: np.random.Generator, head: bool, tail: bool
             first = lines[0]
             if not first.key and len(first.text) > 8:
                 first.text = first.text[int(rng.integers(1, len(first.text) // 2)):]
+                first.value = None  # its loss may be cut off: the label counts no value it may not show
     if tail and len(lines) - last_key > 4:  # keep at least half of the text and every key line
         upto = _offsets(lines)
         ends = [i for i in range(last_key + 1, len(lines) - 1) if lines[i].end == "\n" and upto[i] >= upto[-1] / 2]
@@ -152,6 +155,7 @@ def truncate(lines: list[Line], rng: np.random.Generator, head: bool, tail: bool
             if not last.key and len(last.text) > 8:
                 last.text = last.text[:int(rng.integers(len(last.text) // 2, len(last.text)))]
                 last.end = ""
+                last.value = None
     return lines
 
 

@@ -90,6 +90,24 @@ def read_log(source: object, format: str | None = None, progress: Progress | Non
     return parse.series(list(parse.frames(progress)))
 
 
+def _read_sampled(source: object, format: str | None, progress: Progress | None) -> RunSeries:
+    """:func:`read_log` for diagnosis: a long log keeps a bounded sample of its rows (see
+    :mod:`logsleuth.sample`), every non-finite value and the failure's surroundings in full."""
+    from .sample import RowSample
+    from .types import NONFINITE_EVENTS
+
+    parse = start_parse(source, format)
+    sample = RowSample()
+    events = parse.assembler.events
+    seen = 0
+    for frame in parse.frames(progress):
+        failure_event = any(e.kind in NONFINITE_EVENTS for e in events[seen:])
+        seen = len(events)
+        sample.add(frame, failure_event)
+    series = parse.series(sample.tables())
+    return replace(series, notes=(*series.notes, sample.note())) if sample.dropped else series
+
+
 def _concat(tables: list[pa.Table]) -> "pd.DataFrame":
     """The chunks' Arrow tables as one pandas frame (categorical metric and phase,
     nullable integer step and rank)."""
@@ -165,7 +183,7 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
             continue
         digest = _sha256_in_background(str(item)) if isinstance(item, (str, os.PathLike)) else (lambda: None)
         size = os.path.getsize(item) if isinstance(item, (str, os.PathLike)) and os.path.isfile(item) else None
-        run = read_log(item, format, progress(str(item), size) if progress else None)
+        run = _read_sampled(item, format, progress(str(item), size) if progress else None)
         runs.append(run)
         inputs.append(InputInfo(run.source, run.format, run.size, digest(), run.compression))
     features = compute_features(runs)

@@ -49,7 +49,11 @@ def guard(f: Mapping[str, float]) -> Guard:
         found = rule(f)
         if found is not None:
             return found
-    return Guard(("X101", "N201", "N202"), "non-finite after the first 100 steps: the model weighs how it got there")
+    if f["nonfinite_then_finite"] == 1 or f["n_segments"] >= 2:
+        return Guard(("X101", "N201", "N202"), "non-finite after the first 100 steps: the model weighs how it got "
+                                               "there (a recovered nan or a restart could be a recurring sample)")
+    return Guard(("X101", "N201"), "non-finite after the first 100 steps, once and for good (no restart, no "
+                                   "recovery: nothing recurs): the model weighs how it got there")
 
 
 def _n(f: Mapping[str, float], name: str, default: float = 0.0) -> float:
@@ -66,7 +70,8 @@ def _nothing(f: Mapping[str, float]) -> Guard | None:
 def _collapsed(f: Mapping[str, float]) -> Guard | None:
     """The loss scale at its minimum is fatal whatever the logger prints about the loss."""
     loss_finite = f["first_nonfinite_is_grad"] == 1 or f["first_nonfinite_is_event"] == 1 or f["has_nonfinite"] == 0
-    persistent = f["n_overflow_events"] >= 10 and f["overflow_after_last_finite"] == 1
+    persistent = f["n_overflow_events"] >= 10 and (f["overflow_after_last_finite"] == 1
+                                                   or _n(f, "overflow_rate") >= 0.5)  # most steps skipped
     if (f["min_loss_scale_reached"] == 1 or persistent) and loss_finite and _n(f, "grad_norm_growth_rate") <= 0.1:
         return Guard(("F502",), "the dynamic loss scale reached its minimum (or kept overflowing to the end)")
     return None
@@ -77,12 +82,23 @@ def _hidden(f: Mapping[str, float]) -> Guard | None:
     (a line without its loss field), or only the eval loss non-finite while the printed
     train loss (a running average) stays finite."""
     recovered = f["nonfinite_then_finite"] == 1  # a skipped fp16 step, not a dead run
-    if (f["loss_zero_with_nan_grad"] == 1 or f["loss_missing_events"] > 0) and not recovered:
+    shown = f["loss_nonfinite_records"] > 0  # the loss itself was printed non-finite: nothing hidden
+    grad_hidden = f["loss_zero_with_nan_grad"] == 1 and not _scaler(f)
+    if (grad_hidden or f["loss_missing_events"] > 0) and not recovered and not shown:
         return Guard(("N203",), "the logger printed a finite loss while the step was non-finite "
                                 "(nan grad norm with a finite/0.0 loss, or a line missing its loss field)")
+    if f["loss_drops_to_zero"] == 1 and not shown:
+        return Guard(("N203",), "the loss dropped straight to exactly 0.0 (isolated, or to the end): what nan "
+                                "steps print under Hugging Face's logging_nan_inf_filter")
     if f["first_nonfinite_is_eval"] == 1 and f["nonfinite_then_finite"] == 0:
         return Guard(("N203",), "the eval loss is non-finite while the printed train loss stays finite")
     return None
+
+
+def _scaler(f: Mapping[str, float]) -> bool:
+    """A dynamic loss scaler is at work (overflow messages or a printed loss scale): an
+    inf/nan grad norm with a finite loss is then an overflow skip, not a hidden nan."""
+    return f["n_overflow_events"] > 0 or not math.isnan(f["loss_scale_min"])
 
 
 def _lr_zero(f: Mapping[str, float]) -> Guard | None:
@@ -93,11 +109,15 @@ def _lr_zero(f: Mapping[str, float]) -> Guard | None:
 
 
 def _loss_scale(f: Mapping[str, float]) -> Guard | None:
-    overflows = f["n_overflow_events"] > 0
+    # a skipped step without overflow messages (Hugging Face fp16, or clipping that zeroed an
+    # inf gradient) prints an inf/nan grad norm, and training goes on finite
+    skipped_steps = f["nonfinite_then_finite"] == 1 and (f["hp_fp16"] == 1 or f["first_nonfinite_is_grad"] == 1)
+    overflows = f["n_overflow_events"] > 0 or skipped_steps
     collapsed = f["min_loss_scale_reached"] == 1 or _n(f, "loss_scale_min", 1.0) <= 1e-4
     if not overflows and not collapsed:
         return None
-    if f["n_nonfinite_records"] > 0:
+    dead_grads = f["n_nonfinite_records"] > 0 and f["nonfinite_then_finite"] == 0 and not _scaler(f)
+    if f["loss_nonfinite_records"] > 0 or dead_grads:
         return None  # the loss itself went non-finite: the curve decides (early, sudden, exploding)
     if _n(f, "grad_norm_growth_rate") > 0.1 and f["n_train_records"] >= 2:
         return Guard(("X101",), "the gradient norm grew before the overflows: an explosion drove the loss scale down")
@@ -119,7 +139,7 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
     mid_run = _n(f, "first_logged_step") > 10 * max(_n(f, "sampling_interval", 1.0), 1.0)
     if not mid_run and _n(f, "final_loss_over_initial", 1.0) >= 0.8:
         candidates.append("S401")  # a stall needs the start of the run and no real descent
-    if f["spike_recovered"] == 1:
+    if f["spike_recovered"] == 1 or _n(f, "spike_ratio") > 0:
         candidates.append("R601")  # no spike, no recovered spike
     if len(candidates) == 1:
         return Guard(("H001",), "no non-finite value, no spike, and no visible stall (the loss descended, "

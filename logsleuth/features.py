@@ -50,7 +50,7 @@ import pandas as pd
 
 from .types import GRAD_METRICS, NONFINITE_EVENTS, RunSeries, is_loss_metric
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 2
 
 #: every feature value is clipped to [-CLIP, CLIP] (ratios of exploding losses reach 1e30)
 CLIP = 1e12
@@ -564,6 +564,29 @@ def spike_recovered(run: _Run) -> float:
     return _flag(bool((after.to_numpy()[spikes] <= 1.5 * base.to_numpy()[spikes]).any()))
 
 
+@_feature("spike_ratio", "ratio", """Height of the largest recovered spike, over the median of
+    the 20 records before it: a finite loss > 3x that median, > 10 median absolute deviations
+    above it and above half the initial loss, that is back under 1.5x the median within 50
+    records (a spike against the run's own noise, not a noisy record); 0 without one; nan
+    with < 21 finite records.""")
+def spike_ratio(run: _Run) -> float:
+    y = _finite_focus_loss(run)["value"].to_numpy(float)
+    if len(y) < 21:
+        return _NAN
+    initial = float(y[0]) if sampling_interval(run) >= 5 else float(np.median(y[:5]))
+    windows = np.lib.stride_tricks.sliding_window_view(y[:-1], 20)  # windows[t - 20] = y[t-20:t]
+    med = np.median(windows, axis=1)
+    mad = np.median(np.abs(windows - med[:, None]), axis=1)
+    v = y[20:]
+    candidates = np.flatnonzero((v > 3 * med) & (v - med > 10 * mad + 1e-12) & (v > 0.5 * abs(initial)))
+    best = 0.0
+    for k in candidates:
+        after = y[20 + k + 1:20 + k + 51]
+        if len(after) and bool((after < 1.5 * med[k]).any()):
+            best = max(best, float(v[k] / med[k]) if med[k] > 0 else CLIP)
+    return _clip(best)
+
+
 # ---- fp16 / loss scaling --------------------------------------------------------------
 
 def _overflows(run: _Run) -> list:
@@ -625,16 +648,33 @@ def loss_scale_final_over_initial(run: _Run) -> float:
 
 @_feature("min_loss_scale_reached", "0/1", f"""1 if the scaler hit its floor: a
     'Minimum loss scale reached' / 'already at minimum' event, a loss scale <= {MIN_SCALE:g},
-    or two consecutive overflows that could not lower the scale further; else 0.""")
+    or two overflows back to back (no loss record between them) that could not lower the
+    scale further; else 0.""")
 def min_loss_scale_reached(run: _Run) -> float:
     if any(e.kind == "min_loss_scale" for e in run.events):
         return 1.0
     scales = _scales(run)
     if scales and min(v for _, v in scales) <= MIN_SCALE:
         return 1.0
-    reported = [_number(e.fields.get("loss_scale")) for e in _overflows(run)]
-    reported = [v for v in reported if math.isfinite(v)]
-    return _flag(any(a == b == min(reported) for a, b in zip(reported, reported[1:])))
+    reported = [(e.line, _rank_label(e.text), _number(e.fields.get("loss_scale"))) for e in _overflows(run)]
+    reported = [r for r in reported if math.isfinite(r[2])]
+    if not reported:
+        return 0.0
+    floor = min(v for _, _, v in reported)
+    loss_lines = np.sort(run.loss["line"].to_numpy())
+    for (line_a, rank_a, a), (line_b, rank_b, b) in zip(reported, reported[1:]):
+        between = np.searchsorted(loss_lines, line_b) - np.searchsorted(loss_lines, line_a, side="right")
+        if a == b == floor and between == 0 and rank_a == rank_b:  # back to back (not two ranks' copies)
+            return 1.0
+    return 0.0
+
+
+_RANK_LABEL = re.compile(r"^\s*(?:\[rank(\d+)\]:|(\d+):)")
+
+
+def _rank_label(text: str) -> str | None:
+    m = _RANK_LABEL.match(text)
+    return None if m is None else (m.group(1) or m.group(2))
 
 
 @_feature("overflow_after_last_finite", "0/1", """1 if an overflow skip comes after the last
@@ -772,15 +812,23 @@ def _isolated_nan_steps(run: _Run) -> list[float]:
 
 
 @_feature("nan_steps_periodic", "0/1", """1 if three or more isolated non-finite loss steps
-    (finite again right after) recur at a fixed period (consecutive gaps within 2% or one
-    step of their median) -- a bad sample met once per epoch; else 0.""")
+    (finite again right after; those within two logging intervals count once) recur at a
+    fixed period (consecutive gaps within two logging intervals, 2% or one step of their
+    median: windowed prints and epoch summaries move the nan by up to an interval each)
+    -- a bad sample met once per epoch; else 0.""")
 def nan_steps_periodic(run: _Run) -> float:
-    steps = sorted(set(_isolated_nan_steps(run)))
+    interval = sampling_interval(run)
+    interval = interval if math.isfinite(interval) else 0.0
+    steps: list[float] = []
+    for step in sorted(set(_isolated_nan_steps(run))):
+        if not steps or step - steps[-1] > 2 * interval:  # an epoch summary repeats the window's nan
+            steps.append(step)
     if len(steps) < 3:
         return 0.0
     gaps = np.diff(steps)
     median = float(np.median(gaps))
-    return _flag(median > 0 and bool((np.abs(gaps - median) <= max(1.0, 0.02 * median)).all()))
+    slack = max(1.0, 0.02 * median, 2 * interval if 2 * interval <= median / 2 else 0.0)
+    return _flag(median > 0 and bool((np.abs(gaps - median) <= slack).all()))
 
 
 @_feature("nonfinite_then_finite", "0/1", """1 if a non-finite primary loss or grad_norm value
@@ -810,6 +858,23 @@ def loss_zero_with_nan_grad(run: _Run) -> float:
     return _flag(any(k in keys for k in zip(grad["segment"], grad["step"])))
 
 
+@_feature("loss_drops_to_zero", "0/1", """1 if, in a Hugging Face Trainer log, the primary train loss goes from a record of
+    at least 0.05 straight to exactly 0 and then either back to at least 0.05 (an isolated
+    zero) or stays 0 to the end of its segment: what the Hugging Face logging_nan_inf_filter
+    prints for nan steps at logging_steps=1 (a real loss does not drop a thousandfold in one
+    record); else 0.""")
+def loss_drops_to_zero(run: _Run) -> float:
+    if run.series.format != "hf_trainer":
+        return 0.0  # other loggers round a tiny loss to 0 (TF's 2 decimals) or really reach 0
+    for _, seg in run.loss.groupby("segment"):
+        v = seg["value"].to_numpy()
+        for i in np.flatnonzero((v[1:] == 0) & (v[:-1] >= 0.05)) + 1:
+            after = v[i + 1:]
+            if len(after) and (after[0] >= 0.05 or bool((after == 0).all())):
+                return 1.0
+    return 0.0
+
+
 @_feature("loss_missing_events", "count", """Lines where the loss field was left out on a
     nan step (Megatron / DeepSpeed omit 'lm loss'); the only nan evidence there.""")
 def loss_missing_events(run: _Run) -> float:
@@ -820,6 +885,12 @@ def loss_missing_events(run: _Run) -> float:
     (every rank and phase); a persistent nan gives many, an isolated bad batch few.""")
 def n_nonfinite_records(run: _Run) -> float:
     return float((run.points["kind"] == "value").sum()) if len(run.points) else 0.0
+
+
+@_feature("loss_nonfinite_records", "count", """Non-finite values of the primary train loss
+    (every rank); 0 when the logger never printed the loss itself as nan/inf.""")
+def loss_nonfinite_records(run: _Run) -> float:
+    return float((~np.isfinite(run.loss["value"].to_numpy())).sum()) if len(run.loss) else 0.0
 
 
 @_feature("has_error_event", "0/1", """1 if the log shows a traceback, an exception line or

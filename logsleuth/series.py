@@ -11,10 +11,12 @@ Two halves, so that a large file can be split across processes:
 
 Rules (documented because they decide what the user sees):
 
-* a record whose line prints no step inherits the last step printed before it;
+* a record whose line prints no step inherits the last step printed before it (Keras's
+  ``Batch N: Invalid loss`` is step N of the current epoch, N as printed);
 * records printing ``iter/total`` within an epoch get ``step = (epoch - base) * total + iter``;
 * a training step lower than the previous one starts a new *segment* (a restart or a
-  resume sent the counter back); so does a restart message once training has begun;
+  resume sent the counter back); so does a restart message once training has begun (a
+  training record or a failure event -- non-finite, traceback, error -- came before it);
 * a progress bar whose total is smaller than the main bar's (an eval loop) sets no step;
 * formats that print each message twice (absl + glog) drop the copy;
 * a captured "number" that is not one is counted as unparsed, never turned into NaN.
@@ -32,7 +34,7 @@ import numpy as np
 from .parsers._base import Batch, Format, line_at
 from .parsers._grammar import to_floats
 from .scan import ranks_of
-from .types import Event, Hparam
+from .types import NONFINITE_EVENTS, Event, Hparam
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -41,6 +43,8 @@ MAX_TEXTS = 20_000
 PHASES = ("train", "eval")
 _DEDUP_LINES = 4
 _NAN = math.nan
+#: events that end an attempt: a restart message after one starts a new segment
+_ENDINGS = NONFINITE_EVENTS | {"traceback", "error", "oom"}
 
 
 def _ffill(values: np.ndarray, carry: float) -> np.ndarray:
@@ -168,6 +172,7 @@ class Assembler:
         self.ordinal = 0
         self.inferred = False
         self.trained = False
+        self.failed = False  # a failure event was seen: a restart message after it is a new attempt
         self.events: list[Event] = []
         self.hparams: dict[str, Hparam] = {}
         self.unparsed = 0
@@ -232,10 +237,12 @@ class Assembler:
         bounds = [(int(prep.pos[i]), int(k)) for i, k in zip(idx[back], np.flatnonzero(back))]
         restarts = [(p, int(np.searchsorted(prep.pos[idx], p))) for _, p, _, kind, _, _ in prep.events
                     if kind == "restart"]
+        failures = sorted(p for _, p, _, kind, _, _ in prep.events if kind in _ENDINGS)
         kept: list[int] = []
         seen_k = -1
         for p, k in sorted(restarts + bounds):
-            if k == seen_k or (k == 0 and not self.trained and not kept):
+            began = self.trained or self.failed or bool(failures and failures[0] < p)
+            if k == seen_k or (k == 0 and not began and not kept):
                 continue  # same restart seen twice (message + step going back), or the very start
             kept.append(p)
             seen_k = k
@@ -246,6 +253,7 @@ class Assembler:
         if len(idx):
             self.last_train_step = s[-1]
             self.trained = True
+        self.failed = self.failed or bool(failures)
         return seg, ev_seg
 
     # ---- rows ---------------------------------------------------------------------
@@ -294,13 +302,18 @@ class Assembler:
         for (line, pos, ev_step, kind, fields, text), seg in zip(prep.events, event_segments):
             if ev_step is None:
                 i = int(np.searchsorted(prep.pos, pos, side="right")) - 1
-                known = step[i] if i >= 0 else self._step_before_chunk
-                ev_step = None if math.isnan(known) else int(known)
+                if "batch" in fields:  # Keras TerminateOnNaN: `Batch N` counts within the epoch
+                    ev_step = self._batch_step(prep.epoch[i] if i >= 0 else self._epoch_before_chunk,
+                                               prep.total[i] if i >= 0 else _NAN, int(fields["batch"]))
+                else:
+                    known = step[i] if i >= 0 else self._step_before_chunk
+                    ev_step = None if math.isnan(known) else int(known)
             line += self.line0
             if not self._is_copy(kind, ev_step, line, fields, text):
                 self.events.append(Event(kind, ev_step, line, text, dict(fields), int(seg)))
                 self.texts.setdefault(line, text)
         self._step_before_chunk = self.step
+        self._epoch_before_chunk = self.epoch
         for line, key, value in prep.hparams:
             if key not in self.hparams:
                 self.hparams[key] = Hparam(value, self.line0 + line)
@@ -312,6 +325,14 @@ class Assembler:
                 self.texts.setdefault(self.line0 + line, text)
 
     _step_before_chunk = _NAN
+    _epoch_before_chunk = _NAN
+
+    def _batch_step(self, epoch: float, total: float, batch: int) -> int:
+        """The step of ``Batch N`` in ``epoch`` (the first epoch without one): N as printed,
+        after ``total`` batches per finished epoch (the last record's, else the main bar's)."""
+        ep = 0.0 if math.isnan(epoch) else max(epoch - self.fmt.epoch_base, 0.0)
+        per_epoch = self.bar_total if math.isnan(total) else total
+        return int(ep * per_epoch) + batch
 
     def _is_copy(self, kind: str, step: int | None, line: int, fields: dict, text: str) -> bool:
         """The same event printed by two loggers (absl + glog) on adjacent lines counts once."""

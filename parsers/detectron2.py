@@ -2,12 +2,13 @@
 0.4072  loss_cls: 0.06762 ...  lr: 0.0003  max_mem: 1962M`` and the failure report
 ``FloatingPointError: Loss became infinite or NaN at iteration=27!`` with its
 ``loss_dict = {'loss_cls': tensor(nan, ...)}`` (both cross-format, :mod:`parsers.common`).
-``total_loss`` is the canonical ``loss``.
+``total_loss`` is the canonical ``loss``. ``Starting training from iteration N`` is a
+restart: a re-queued job that fails before its first print is still a new attempt.
 """
 
 from __future__ import annotations
 
-from ._base import Format, Rule, kv_payload
+from ._base import Format, Rule, event, kv_payload
 
 ITER_RULE = Rule("iter", b"iter: ", r"iter: (?P<step>\d+)\s+(?P<payload>[^\r\n]*)",
                  kv_payload("colon", skip=("eta", "time", "data_time", "max_mem", "max mem")))
@@ -24,5 +25,7 @@ FORMAT = Format(
     ),
     sniff=(r"d2\.utils\.events", r"d2\.engine", r"detectron2", r"Loss became infinite or NaN at iteration=",
            r"loss_dict = \{"),
-    rules=(ITER_RULE,),
+    rules=(ITER_RULE,
+           Rule("start", b"Starting training from iteration",
+                r"Starting training from iteration (?P<step>\d+)", event("restart", cause="start"))),
 )

@@ -2,7 +2,9 @@
 loss=0.158, v_num=0, train_loss=0.149]`` (with or without bar glyphs, e.g. in Colab).
 
 Each carriage-return update is a record; step = epoch * batches per epoch + batch
-(epochs are 0-based). ``v_num`` is the logger version, not a metric.
+(epochs are 0-based). ``v_num`` is the logger version, not a metric. Next to a logged
+``train_loss``, the bar's own ``loss`` is Lightning's running mean of recent steps: it is
+``loss_avg``, so the two do not collide as ``loss``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ def _bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
         step = epoch * total + it
-        pairs = [(canonical(k), v) for k, v in _KV.findall(m.group(4) or b"")]
+        raw = _KV.findall(m.group(4) or b"")
+        logged = any(k.startswith(b"train_loss") for k, _ in raw)
+        # with a logged train_loss, the bar's own `loss` is Lightning's running mean
+        pairs = [("loss_avg" if logged and k == b"loss" else canonical(k), v) for k, v in raw]
         if not pairs:
             out.add(m.start(), step, None, None, "train", float(epoch), None, None)
         for name, value in pairs:

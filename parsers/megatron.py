@@ -4,7 +4,10 @@ number of skipped iterations: 0 | number of nan iterations: 0 |``.
 
 A nan step shows in Megatron-DeepSpeed as a line *without* the ``lm loss`` field (and
 the nan counter may stay 0): such a line is a ``loss_missing`` event -- non-finite
-evidence -- rather than a made-up nan value. Validation: ``validation loss at iteration
+evidence -- rather than a made-up nan value. A line whose interval was all fp16 overflow
+skips also prints no loss (the average over zero iterations is 0, and Megatron prints
+only averages above 0): with ``number of skipped iterations`` above 0 it is an
+``overflow`` event instead; ``number of nan iterations`` above 0 is a ``nonfinite`` event. Validation: ``validation loss at iteration
 N | lm loss value: ... | lm loss PPL: ...``.
 """
 
@@ -35,14 +38,23 @@ def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         fields = _fields(m.group(2))
         for name, value in fields:
             out.add(m.start(), step, name, value, "train", None, None, None)
+        counts = dict(fields)
+        skipped = _count(counts.get("skipped_iterations"))
+        nans = _count(counts.get("nan_iterations"))
         complete = m.group(2).rstrip().endswith(b"|")  # a pasted log's last line may be cut short
-        if complete and not any("loss" in n and "scale" not in n for n, _ in fields):
+        if complete and not skipped and not any("loss" in n and "scale" not in n for n, _ in fields):
+            # no loss although no iteration of the interval was skipped: the average was nan
             out.event(m.start(), "loss_missing", step, message="iteration line without a loss field")
-        skipped = dict(fields).get("skipped_iterations")
-        if skipped and float(skipped) > 0:  # Megatron's fp16 overflow: the step was skipped
-            out.event(m.start(), "overflow", step, skipped=int(float(skipped)))
+        if nans:
+            out.event(m.start(), "nonfinite", step, message=f"{nans} nan iteration(s) in this logging interval")
+        elif skipped:  # Megatron's fp16 overflow: the step was skipped (a window of skips prints no loss)
+            out.event(m.start(), "overflow", step, skipped=skipped)
         if not fields:
             out.marker(m.start(), step)
+
+
+def _count(value: bytes | None) -> int:
+    return int(float(value)) if value else 0
 
 
 def _validation(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

@@ -211,3 +211,92 @@ def test_evidence_rules_name_catalog_causes() -> None:
 def test_features_are_finite_numbers_or_nan(write) -> None:
     d = run(write, "early.log", caffe([(0, "2.30"), (20, "nan")]))
     assert all(isinstance(v, float) and not math.isinf(v) for v in d.features.values())
+
+
+# ---- what the corpus taught: loggers that hide or shift the failure --------------------
+
+MEGATRON = (" iteration {it:8d}/    1000 | consumed samples: {s:12d} | learning rate: 1.000E-04 | global batch size:"
+            "     8 |{loss} loss scale: {scale} | number of skipped iterations: {skipped:3d} | "
+            "number of nan iterations: {nans:3d} |")
+
+
+def megatron_line(it: int, loss: str | None, skipped: int = 0, nans: int = 0, scale: str = "65536.0") -> str:
+    field = f" lm loss: {loss} |" if loss is not None else ""
+    return MEGATRON.format(it=it, s=it * 8, loss=field, scale=scale, skipped=skipped, nans=nans)
+
+
+def test_megatron_interval_of_skips_is_an_overflow_not_a_hidden_nan(write) -> None:
+    lines = [megatron_line(10, None, skipped=10, scale="8388608.0")]
+    lines += [megatron_line(it, f"{2.0 * 0.98 ** it:.6E}") for it in range(20, 600, 10)]
+    series = logsleuth.read_log(write("m.log", "\n".join(lines) + "\n"))
+    kinds = [e.kind for e in series.events]
+    assert "overflow" in kinds and "loss_missing" not in kinds
+    d = diagnose(series)
+    assert d.verdict.code == "F501" and not d.failed
+
+
+def test_megatron_nan_counter_is_a_nonfinite_event(write) -> None:
+    lines = [megatron_line(it, f"{2.0 * 0.98 ** it:.6E}") for it in range(10, 300, 10)]
+    lines.append(megatron_line(300, None, skipped=1, nans=1))
+    series = logsleuth.read_log(write("m.log", "\n".join(lines) + "\n"))
+    assert any(e.kind == "nonfinite" and e.step == 300 for e in series.events)
+
+
+def test_visible_nan_after_a_missing_loss_is_not_hidden(write) -> None:
+    """Megatron printed INF itself before dropping the field: nothing was hidden."""
+    lines = [megatron_line(it, f"{27.0 * 40 ** (it - 1):.6E}") for it in range(1, 6)]
+    lines += [megatron_line(6, "INF"), megatron_line(7, None), megatron_line(8, None)]
+    d = run(write, "m.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "L301" and d.first_nonfinite.step == 6
+
+
+def test_hf_filtered_nan_prints_an_isolated_zero(write) -> None:
+    losses = [2.0 * 0.99 ** i for i in range(1, 80)]
+    losses[30] = 0.0  # logging_nan_inf_filter at logging_steps=1: the nan step prints 0.0
+    lines = [f"{{'loss': {v:.4f}, 'learning_rate': 5e-05, 'epoch': {i / 40:.2f}}}" for i, v in enumerate(losses, 1)]
+    d = run(write, "hf.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "N203"
+
+
+def test_zero_loss_in_other_loggers_is_just_a_small_loss(write) -> None:
+    """TensorFlow rounds: a printed 0 between 0.17 and 0.19 is no hidden nan."""
+    values = [1.5] + [0.17, 0.0, 0.19, 0.1, 0.12] * 12
+    lines = [f"INFO:tensorflow:loss = {v}, step = {i * 100} (3.1 sec)" for i, v in enumerate(values)]
+    d = run(write, "tf.log", "\n".join(lines) + "\n")
+    assert d.verdict.code != "N203" and not d.failed
+
+
+def test_hf_fp16_skipped_step_with_inf_grad_norm_is_benign(write) -> None:
+    head = "TrainingArguments(\nfp16=True,\nlogging_nan_inf_filter=False,\n)\n"
+    lines = [f"{{'loss': {2.0 * 0.99 ** i:.4f}, 'grad_norm': {'inf' if i == 1 else 1.1}, 'learning_rate': 5e-05, "
+             f"'epoch': {i / 40:.2f}}}" for i in range(1, 80)]
+    d = run(write, "hf.log", head + "\n".join(lines) + "\n")
+    assert d.verdict.code == "F501" and not d.failed
+
+
+def test_detectron2_requeued_attempts_that_fail_before_printing(write) -> None:
+    attempt = ["[03/29 00:23:28 d2.engine.train_loop]: Starting training from iteration 0",
+               "ERROR [03/29 00:23:32 d2.engine.train_loop]: Exception during training:",
+               "Traceback (most recent call last):",
+               '  File "/detectron2/detectron2/engine/train_loop.py", line 149, in train',
+               "FloatingPointError: Loss became infinite or NaN at iteration=8!",
+               "loss_dict = {'loss_cls': tensor(nan, device='cuda:0', grad_fn=<NllLossBackward0>)}"]
+    d = run(write, "d2.log", "\n".join(attempt * 3) + "\n")
+    assert d.verdict.code == "N202" and d.features["n_segments"] == 3
+
+
+def test_keras_terminate_on_nan_step_counts_the_epoch(write) -> None:
+    lines = ["Epoch 1/3", "207/207 - 10s - loss: 0.5000 - acc: 0.9000", "Epoch 2/3",
+             "120/207 [================>.............] - ETA: 1:11 - loss: 0.4949 - acc: 0.9611"
+             "Batch 135: Invalid loss, terminating training"]
+    series = logsleuth.read_log(write("k.log", "\n".join(lines) + "\n"))
+    assert [e.step for e in series.events if e.kind == "terminate_on_nan"] == [207 + 135]  # N as printed
+
+
+def test_lightning_running_mean_does_not_collide_with_the_logged_loss(write) -> None:
+    bar = "Epoch 0:  92%|█████████▏| {i}/24 [00:02<00:00, 7.73it/s, loss={avg}, v_num=0, train_loss={v}]"
+    text = "\r".join(bar.format(i=i, avg="1.5" if i < 22 else "nan", v="nan" if i == 22 else "1.4")
+                     for i in range(1, 24)) + "\n"
+    series = logsleuth.read_log(write("pl.log", text))
+    loss = series.frame[series.frame["metric"] == "loss"]
+    assert loss["step"].is_unique and set(series.frame["metric"]) >= {"loss", "loss_avg"}

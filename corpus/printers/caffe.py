@@ -112,7 +112,7 @@ class Caffe(Printer):
                         else f"Iteration {it}, loss = {cfmt(smoothed, nan)}")
                 kw = dict(step=it, exact=True, tstep=s, attempt=c.att.index)
                 glog("solver.cpp:218" if opts["style"] == "new" else "solver.cpp:209", text,
-                     bad="" if math.isfinite(smoothed) else "loss", **kw)
+                     bad="" if math.isfinite(smoothed) else "loss", value=smoothed, **kw)
                 self._outputs(glog, c, i, weights, opts, kw)
                 glog("sgd_solver.cpp:105", f"Iteration {it}, lr = {cfmt(float(c.lr[i]))}", **kw)
             if s % traj.spec.ckpt_every == 0:

@@ -78,7 +78,7 @@ class DeepSpeed(Printer):
                     desc = f"[{opts['desc']}: {p.loss:.4g} | lr: {p.lr:.3g}]: "
                     bad = "" if math.isfinite(p.loss) else "loss"
                     lines.append(Line(desc + tqdm_bar(s, total, clock.elapsed()), step=s, exact=True, bad=bad,
-                                      end="\r", rankable=False, **kw))
+                                      end="\r", rankable=False, value=p.loss, **kw))
                 if s % opts["steps_per_print"] == 0:
                     if lines and lines[-1].end == "\r":
                         lines[-1].end = ""

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..render import Clock, Cols, Line, Printer, first_stop, hms
+from ..render import Clock, Cols, Line, Printer, first_stop, hms, shown
 from ..runs import Trajectory
 
 _TRACE = ("Traceback (most recent call last):",
@@ -80,7 +80,7 @@ class Detectron2(Printer):
                               f"lr: {float(c.lr[i]):.5g}  max_mem: {opts['mem']}M")
                     bad = "" if all(math.isfinite(v) for v in med.values()) else "loss"
                     log("d2.utils.events", text, step=s - 1, exact=True, bad=bad,
-                        tstep=s, attempt=att.index)
+                        tstep=s, attempt=att.index, value=shown(med["total_loss"], *med.values()))
                 if s % spec.ckpt_every == 0:
                     log("fvcore.common.checkpoint", f"Saving checkpoint to ./output/model_{s - 1:07d}.pth",
                         attempt=att.index)
@@ -92,7 +92,7 @@ class Detectron2(Printer):
                                   "training:", **kw))
                 lines.extend(Line(t, **kw) for t in _TRACE)
                 lines.append(Line(f"FloatingPointError: Loss became infinite or NaN at iteration={s - 1}!",
-                                  step=s - 1, exact=True, bad="event", **kw))
+                                  step=s - 1, exact=True, bad="event", value=float(c.loss[stop]), **kw))
                 fns = {"loss_cls": "NllLossBackward0", "loss_reg": "MseLossBackward0", "loss_aux": "MseLossBackward0"}
                 items = ", ".join(f"'{k}': {_tensor(float(v[stop]), fns.get(k, 'AddBackward0'))}"
                                   for k, v in self._values(c, names, total=False).items())

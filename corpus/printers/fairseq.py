@@ -92,9 +92,11 @@ class Fairseq(Printer):
                         out.lines.append(Line(f"| WARNING: overflow detected, setting loss scale to: {scale:g}",
                                               bad="overflow", **kw))
                 elif out.new and not spec.fp16 and not math.isfinite(float(c.grad[i])):
+                    # the step's output was nan: both messages count as a printed nan loss at this step
                     out.log("fairseq.nan_detector", "NaN detected in output of decoder.output_projection, shape: "
-                            f"torch.Size([{spec.batch_size}, 16]), forward", "WARNING", bad="event", **kw)
-                    out.trace("gradients are Nan/Inf", kw)
+                            f"torch.Size([{spec.batch_size}, 16]), forward", "WARNING", bad="event", value=math.nan,
+                            **kw)
+                    out.trace("gradients are Nan/Inf", kw, math.nan)
                     break
                 if s % interval == 0:
                     p = window_point(c, lo, i, "mean", skip_overflow=True)
@@ -102,13 +104,14 @@ class Fairseq(Printer):
                     if p.n == p.skipped:  # no update since the last line: fairseq logs nothing
                         continue
                     out.log("train_inner", self._inner(p, e, it, spe, out.clock, spec), step=s, exact=True,
-                            bad=_bad(p), **kw)
+                            bad=_bad(p), value=p.loss / LN2, **kw)
                 if it == spe - 1:
                     p = window_point(c, ep_lo, i, "mean", skip_overflow=True)
                     ep_lo = i + 1
                     if p.n == p.skipped:
                         continue
-                    out.log("train", self._summary(p, e, out.clock, spec), step=s, exact=True, bad=_bad(p), **kw)
+                    out.log("train", self._summary(p, e, out.clock, spec), step=s, exact=True, bad=_bad(p),
+                            value=p.loss / LN2, **kw)
                     out.log("fairseq.checkpoint_utils", f"saved checkpoint checkpoints/checkpoint{e + 1}.pt "
                             f"(epoch {e + 1} @ {s} updates, score None) (writing took 0.41 seconds)",
                             attempt=att.index)
@@ -166,8 +169,8 @@ class _Out:
             prefix = "| " if where in ("train_inner", "train", "fairseq_cli.train", "fairseq.trainer") else "| "
         self.lines.append(Line(prefix + text, **kw))  # type: ignore[arg-type]
 
-    def trace(self, message: str, kw: dict) -> None:
-        """A raised FloatingPointError: the traceback is printed raw."""
+    def trace(self, message: str, kw: dict, value: float | None = None) -> None:
+        """A raised FloatingPointError: the traceback is printed raw (``value``: the loss it reports)."""
         for t in ("Traceback (most recent call last):",
                   '  File "/opt/conda/bin/fairseq-train", line 33, in <module>',
                   "    sys.exit(load_entry_point('fairseq', 'console_scripts', 'fairseq-train')())",
@@ -175,4 +178,4 @@ class _Out:
                   "    log_output = trainer.train_step(samples)",
                   '  File "/workspace/fairseq/fairseq/trainer.py", line 875, in train_step'):
             self.lines.append(Line(t, **kw))
-        self.lines.append(Line(f"FloatingPointError: {message}", bad="event", **kw))
+        self.lines.append(Line(f"FloatingPointError: {message}", bad="event", value=value, **kw))

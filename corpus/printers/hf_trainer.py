@@ -105,9 +105,10 @@ class HFTrainer(Printer):
                     lines.append(Line(tqdm_bar(s, total, clock.elapsed()), step=s, exact=True, end="\r",
                                       rankable=False, **kw))
                     lines.append(Line(" " * 100, end="\r", rankable=False, **kw))
-                    lines.append(Line(text, bad=bad, hidden=hidden, rankable=False, **kw))
+                    lines.append(Line(text, bad=bad, hidden=hidden, rankable=False, value=logged, **kw))
                 else:
-                    lines.append(Line(text, step=ordinal, bad=bad, hidden=hidden, rankable=False, **kw))
+                    lines.append(Line(text, step=ordinal, bad=bad, hidden=hidden, rankable=False, value=logged,
+                                      **kw))
                 tr, done = 0.0, 0
             if att.end == "max_steps":
                 self._final(lines, c, run_total, run_n, clock, traj, att.index, opts)

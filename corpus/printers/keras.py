@@ -84,25 +84,25 @@ class Keras(Printer):
                     if opts["verbose"] == 1 and lines and lines[-1].end == "\r":
                         lines[-1].end = ""  # the message is glued to the bar
                     lines.append(Line(f"Batch {it}: Invalid loss, terminating training", step=e * spe + it,
-                                      exact=True, bad="event", **kw))
+                                      exact=True, bad="event", value=loss, **kw))
                     done = f"{_bar(it + 1, spe)} - ETA: {hms(clock.sps * (spe - it - 1))}" if opts["verbose"] == 1 \
                         else f"{it + 1}/{spe} - {clock.elapsed() - t0:.0f}s"
-                    lines.append(Line(f"{done}{tail} ", step=s, exact=True, bad=bad, **kw))
+                    lines.append(Line(f"{done}{tail} ", step=s, exact=True, bad=bad, value=avg, **kw))
                     break
                 if opts["verbose"] == 1 and (count % interval == 0 or it == spe - 1):
                     if it == spe - 1:
                         took = clock.elapsed() - t0
                         lines.append(Line(f"{_bar(spe, spe)} - {took:.0f}s {1000 * took / spe:.0f}ms/step{tail}",
-                                          step=s, exact=True, bad=bad, **kw))
+                                          step=s, exact=True, bad=bad, value=avg, **kw))
                     else:
                         eta = clock.sps * (spe - it - 1)
                         eta_s = hms(eta) if eta >= 3600 else (f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta >= 60
                                                               else f"{eta:.0f}s")
                         lines.append(Line(f"{_bar(it + 1, spe)} - ETA: {eta_s}{tail}", step=s, exact=True, bad=bad,
-                                          end="\r", **kw))
+                                          end="\r", value=avg, **kw))
                 elif opts["verbose"] == 2 and it == spe - 1:
                     lines.append(Line(f"{spe}/{spe} - {clock.elapsed() - t0:.0f}s{tail}", step=s, exact=True,
-                                      bad=bad, **kw))
+                                      bad=bad, value=avg, **kw))
             if lines and lines[-1].end == "\r":
                 lines[-1].end = "\n"
         return lines

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from ..render import Clock, Cols, Line, Printer, mmss
+from ..render import Clock, Cols, Line, Printer, mmss, shown
 from ..runs import Trajectory
 from .hf_trainer import tqdm_bar
 
@@ -63,14 +63,16 @@ class Lightning(Printer):
                 run = float(np.mean(window))
                 post = f"loss={g3(run)}, v_num={opts['v_num']}"
                 bad = "" if math.isfinite(run) else "loss"
-                if opts["train_loss"]:
+                value = run
+                if opts["train_loss"]:  # the step's own value: what the reader takes for the loss
+                    value = shown(float(c.loss[i]), run)
                     post += f", train_loss={g3(float(c.loss[i]))}"
                     bad = bad or ("" if math.isfinite(float(c.loss[i])) else "loss")
                 bar = tqdm_bar(it + 1, spe, clock.elapsed() - t0, ascii_only=opts["colab"])
                 text = f"Epoch {e}: {bar[:-1]}, {post}]"
                 end = "\n" if opts["colab"] or it == spe - 1 else "\r"
                 lines.append(Line(text, step=s, exact=True, bad=bad, end=end, rankable=False, tstep=s,
-                                  attempt=att.index))
+                                  attempt=att.index, value=value))
             if lines and lines[-1].end == "\r":
                 lines[-1].end = "\n"
         return lines

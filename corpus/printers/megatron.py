@@ -73,9 +73,11 @@ class Megatron(Printer):
               f" global batch size: {b:>5}"]
         hidden = False
         bad = ""
+        value = None
         if p.loss > 0.0:  # Megatron: ``if avg > 0.0`` -- nan (and 0) averages are not printed
             f.append(f" lm loss: {p.loss:.6E}")
             bad = "" if math.isfinite(p.loss) else "loss"
+            value = p.loss
         elif p.first_bad is not None:  # a non-finite loss in the window, and no field shows it
             hidden = True
         scale = p.scale if p.scale is not None else 1.0
@@ -92,7 +94,8 @@ class Megatron(Printer):
         if ds:
             f += [f" samples per second: {b / clock.sps:.3f}",
                   f" tokens per gpu per second (tgs): {b * opts['seqlen'] / clock.sps:.3f}", " TFLOPs: 127.00"]
-        return Line("".join(x + " |" for x in f), step=s, exact=True, bad=bad, hidden=hidden, tstep=s, attempt=attempt)
+        return Line("".join(x + " |" for x in f), step=s, exact=True, bad=bad, hidden=hidden, tstep=s, attempt=attempt,
+                    value=value)
 
 
 def _header(traj: Trajectory, interval: int) -> list[str]:

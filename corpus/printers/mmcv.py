@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..render import Clock, Cols, Line, Printer, hms, window_point
+from ..render import Clock, Cols, Line, Printer, hms, shown, window_point
 from ..runs import Trajectory
 
 
@@ -89,7 +89,8 @@ class MMCV(Printer):
                             + (f", grad_norm: {p.grad:.4f}" if spec.clip else ""))
                 bad = "loss" if not all(math.isfinite(v) for _, v in vals) else (
                     "grad" if spec.clip and not math.isfinite(p.grad) else "")
-                lines.append(Line(stamp() + text, step=s, exact=True, bad=bad, tstep=s, attempt=att.index))
+                lines.append(Line(stamp() + text, step=s, exact=True, bad=bad, tstep=s, attempt=att.index,
+                                  value=shown(p.loss, *(v for _, v in vals))))
         return lines
 
 

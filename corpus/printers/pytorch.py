@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..render import Clock, Cols, Line, Printer, window_point
+from ..render import Clock, Cols, Line, Printer, shown, window_point
 from ..runs import Trajectory
 
 TEMPLATES = ("epoch", "bracket", "nanogpt", "pipes", "logging", "tensor", "mnist")
@@ -106,7 +106,7 @@ class PyTorch(Printer):
         if c.acc is not None:
             text += f"\tAcc@1 {100 * float(c.acc[i]):6.2f} ({100 * acc:6.2f})"
         bad = "" if math.isfinite(v) and math.isfinite(avg) else "loss"
-        return Line(text, step=e * spe + it, bad=bad, **kw)
+        return Line(text, step=e * spe + it, bad=bad, value=shown(v, avg), **kw)
 
     def _free(self, traj: Trajectory, p, s: int, e: int, it: int, clock: Clock, opts: dict, kw: dict) -> Line:  # noqa: ANN001
         t, x, lr, g = opts["template"], p.loss, p.lr, p.grad
@@ -145,7 +145,7 @@ class PyTorch(Printer):
             step = e * n + it * b
             text = f"Train Epoch: {e + 1} [{it * b}/{n} ({100.0 * it / traj.steps_per_epoch:.0f}%)]\tLoss: {x:.6f}"
             bad = "" if math.isfinite(x) else "loss"
-        return Line(text, step=step, bad=bad, **kw)
+        return Line(text, step=step, bad=bad, value=x, **kw)
 
 
 def rng_mfu(s: int) -> float:

@@ -86,12 +86,13 @@ class TensorFlow(Printer):
                 if variant != "slim" and math.isnan(loss):  # NanTensorHook / the assert (nan only) run first
                     if variant == "estimator":
                         info("Model diverged with loss = NaN.", "basic_session_run_hooks.py:760", "ERROR",
-                             bad="event", **kw)
+                             bad="event", value=loss, **kw)
                         lines.extend(Line(t, attempt=att.index) for t in _NAN_TRACE)
                     else:
-                        lines.extend(Line(t, attempt=att.index, bad="event" if "diverged" in t else "")
-                                     for t in _ASSERT_TRACE[:-1])
-                        lines.append(Line(_ASSERT_TRACE[-1], attempt=att.index, bad="event"))
+                        for t in _ASSERT_TRACE:  # the lines quoting ``Model diverged with loss = NaN`` show it
+                            diverged = "diverged" in t
+                            lines.append(Line(t, bad="event" if diverged else "", value=loss if diverged else None,
+                                              **kw))
                     break
                 if variant == "estimator" and (first or (s - att.start) % interval == 0):
                     took = clock.elapsed() - last_t
@@ -99,16 +100,17 @@ class TensorFlow(Printer):
                         info(f"global_step/sec: {interval / max(took, 1e-3):.5g}", "basic_session_run_hooks.py:692")
                     tail = "" if first else f" ({took:.3f} sec)"
                     info(f"loss = {f32(loss)}, step = {s}{tail}", step=s, exact=True,
-                         bad="" if math.isfinite(loss) else "loss", **kw)
+                         bad="" if math.isfinite(loss) else "loss", value=loss, **kw)
                     last_t, first = clock.elapsed(), False
                 elif variant == "slim" and s % interval == 0:
                     info(f"global step {s}: loss = {loss:.4f} ({clock.sps:.3f} sec/step)", "learning.py:507",
-                         step=s, exact=True, bad="" if math.isfinite(loss) else "loss", **kw)
+                         step=s, exact=True, bad="" if math.isfinite(loss) else "loss", value=loss, **kw)
                 elif variant == "cifar10" and (s - 1) % interval == 0:
                     b = traj.spec.batch_size
                     lines.append(Line(f"{clock.now:%Y-%m-%d %H:%M:%S.%f}: step {s - 1}, loss = {loss:.2f} "
                                       f"({b / clock.sps:.1f} examples/sec; {clock.sps:.3f} sec/batch)",
-                                      step=s - 1, exact=True, bad="" if math.isfinite(loss) else "loss", **kw))
+                                      step=s - 1, exact=True, bad="" if math.isfinite(loss) else "loss",
+                                      value=loss, **kw))
                 if variant != "cifar10" and s % traj.spec.ckpt_every == 0:
                     info(f"Saving checkpoints for {s} into /tmp/model/model.ckpt.", "basic_session_run_hooks.py:606",
                          step=s, exact=True, attempt=att.index)

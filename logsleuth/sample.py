@@ -1,0 +1,125 @@
+"""A bounded sample of a long log's rows, for diagnosis: a multi-GB log is judged in the
+time it takes to parse it, without holding every row.
+
+Kept in full, whatever the log's length:
+
+* the first :data:`WINDOW` rows (the start of training: initial loss, warm-up, early blowups);
+* the :data:`WINDOW` rows before the first failure (the first non-finite value or
+  non-finite event) and the :data:`WINDOW` rows from it on -- the growth, the jump and the
+  learning rate at failure are measured there;
+* the last :data:`WINDOW` rows (how the run ended);
+* every non-finite row, up to :data:`NONFINITE_CAP` (the failure is never sampled away).
+
+Everything else is sampled evenly *by step*: a row stays when its step is a multiple of a
+stride that doubles whenever the sample outgrows its budget, so a kept step keeps all its
+metrics (loss, lr, grad norm) together. Rows without a step are sampled by line number the
+same way. A log under the budget is kept whole, so small logs are diagnosed on every row.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: rows kept in full at the start, around the first failure and at the end
+WINDOW = 50_000
+#: non-finite rows kept (a dead run can print nan for millions of lines)
+NONFINITE_CAP = 50_000
+
+
+class RowSample:
+    """Feed the parser's Arrow tables in order with :meth:`add`; read :meth:`tables`."""
+
+    def __init__(self, window: int | None = None) -> None:
+        self.window = window or WINDOW
+        self.kept: list[pa.Table] = []  # full resolution: the start, and around the failure
+        self.kept_rows = 0
+        self.recent: deque[pa.Table] = deque()  # the latest rows, full resolution
+        self.recent_rows = 0
+        self.middle: list[pa.Table] = []  # the even sample of everything else
+        self.middle_rows = 0
+        self.nonfinite: list[pa.Table] = []
+        self.nonfinite_rows = 0
+        self.stride = 1
+        self.failed = False
+        self.full_after = 0  # rows still kept in full after the failure
+        self.total = 0
+
+    def add(self, table: pa.Table, failure_event: bool = False) -> None:
+        """One chunk's rows; ``failure_event``: the chunk also reported a non-finite event."""
+        self.total += table.num_rows
+        if self.kept_rows < self.window or self.full_after > 0:
+            self._keep(table)
+            self.full_after = max(0, self.full_after - table.num_rows)
+            self.failed = self.failed or failure_event or _has_nonfinite(table)
+            return
+        if not self.failed and (failure_event or _has_nonfinite(table)):
+            self.failed = True
+            while self.recent:  # the lead-up to the failure stays whole
+                self._keep(self.recent.popleft())
+            self.recent_rows = 0
+            self._keep(table)
+            self.full_after = self.window
+            return
+        self.recent.append(table)
+        self.recent_rows += table.num_rows
+        while self.recent_rows - self.recent[0].num_rows >= self.window:
+            old = self.recent.popleft()
+            self.recent_rows -= old.num_rows
+            self._sample(old)
+
+    @property
+    def dropped(self) -> int:
+        """Rows left out of the sample."""
+        return self.total - sum(t.num_rows for t in self._parts())
+
+    def tables(self) -> list[pa.Table]:
+        """The sample, in line order."""
+        parts = [t for t in self._parts() if t.num_rows]
+        if not self.middle and not self.nonfinite:
+            return parts  # nothing was sampled: the chunks are already in line order
+        whole = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
+        return [whole.sort_by("line")]
+
+    def note(self) -> str:
+        kept = self.total - self.dropped
+        return (f"diagnosed on {kept:,} of {self.total:,} rows: the start, the lead-up to the first failure, "
+                f"the end and every non-finite value in full, the rest every {self.stride}th step")
+
+    def _parts(self) -> list[pa.Table]:
+        return [*self.kept, *self.middle, *self.nonfinite, *self.recent]
+
+    def _keep(self, table: pa.Table) -> None:
+        self.kept.append(table)
+        self.kept_rows += table.num_rows
+
+    def _sample(self, table: pa.Table) -> None:
+        finite = pc.is_finite(table.column("value"))
+        bad = table.filter(pc.invert(finite))
+        if bad.num_rows and self.nonfinite_rows < NONFINITE_CAP:
+            self.nonfinite.append(bad.slice(0, NONFINITE_CAP - self.nonfinite_rows))
+            self.nonfinite_rows += min(bad.num_rows, NONFINITE_CAP - self.nonfinite_rows)
+        part = _every(table.filter(finite), self.stride)
+        self.middle.append(part)
+        self.middle_rows += part.num_rows
+        while self.middle_rows > 2 * self.window:
+            self.stride *= 2
+            self.middle = [_every(t, self.stride) for t in self.middle]
+            self.middle_rows = sum(t.num_rows for t in self.middle)
+
+
+def _has_nonfinite(table: pa.Table) -> bool:
+    return not pc.all(pc.is_finite(table.column("value"))).as_py()
+
+
+def _every(table: pa.Table, stride: int) -> pa.Table:
+    """Rows whose step (their line when they have none) is a multiple of ``stride``."""
+    if stride == 1 or not table.num_rows:
+        return table
+    step = table.column("step").to_numpy(zero_copy_only=False)
+    line = table.column("line").to_numpy(zero_copy_only=False)
+    key = np.where(np.isnan(step.astype(float)), line, step).astype(np.int64)
+    return table.filter(pa.array(key % stride == 0))
