@@ -3,9 +3,10 @@
 Where a fact decides, no model is asked (a log with no non-finite value and a falling
 loss cannot be N201; a line without Megatron's ``lm loss`` is N203). The guards also
 narrow the candidates the model may choose from, so it only ever weighs signatures the
-facts allow. The model is a scikit-learn pipeline trained on the labelled corpus (see
-``corpus/``) and shipped in ``logsleuth/model/`` with the feature-schema version it was
-trained on; when its confidence is low, or the log too short, the verdict is I000
+facts allow. The model is a scikit-learn gradient-boosting classifier trained on the
+labelled corpus (see ``corpus/``) and shipped in ``logsleuth/model/`` with the
+feature-schema version it was trained on (evaluated from its exported trees, see
+:mod:`logsleuth.forest`); when its confidence is low, or the log too short, the verdict is I000
 (inconclusive) rather than a guess.
 """
 
@@ -22,11 +23,12 @@ import numpy as np
 from .catalog import load_catalog
 from .errors import LogsleuthError
 from .features import FEATURE_SCHEMA_VERSION, FEATURES
+from .forest import Forest
 from .types import Verdict
 
 FAILURES = ("X101", "N201", "N202", "L301")
 FINITE = ("H001", "S401", "R601")
-MODEL_RESOURCE = "signatures.joblib"
+MODEL_RESOURCE = "signatures.npz"  # the trees of signatures.joblib, see forest.py
 #: below this probability the verdict is inconclusive
 MIN_CONFIDENCE = 0.45
 
@@ -166,33 +168,30 @@ def _early(f: Mapping[str, float]) -> Guard | None:
 
 
 @lru_cache(maxsize=1)
-def load_model() -> dict | None:
-    """The shipped model bundle, or None when no model has been trained yet."""
+def load_model() -> Forest | None:
+    """The shipped model (its trees, evaluated with numpy), or None when none was trained."""
     try:
         blob = resources.files("logsleuth.model").joinpath(MODEL_RESOURCE)
         if not blob.is_file():
             return None
-        import joblib
-
         with resources.as_file(blob) as path:
-            bundle = joblib.load(path)
+            forest = Forest.load(path)
     except (ModuleNotFoundError, FileNotFoundError):
         return None
-    if bundle.get("schema_version") != FEATURE_SCHEMA_VERSION:
-        raise LogsleuthError(f"the shipped model was trained on feature schema {bundle.get('schema_version')}, "
+    if forest.schema_version != FEATURE_SCHEMA_VERSION:
+        raise LogsleuthError(f"the shipped model was trained on feature schema {forest.schema_version}, "
                              f"this logsleuth computes schema {FEATURE_SCHEMA_VERSION}: retrain it (make model)")
-    return bundle
+    return forest
 
 
 def model_probabilities(f: Mapping[str, float], candidates: tuple[str, ...]) -> dict[str, float]:
     """Model probabilities restricted to ``candidates`` and renormalised (rules when no model)."""
-    bundle = load_model()
-    if bundle is None:
+    forest = load_model()
+    if forest is None:
         scores = rule_scores(f)
     else:
-        row = np.array([[_bounded(f.get(name, math.nan)) for name in bundle["feature_names"]]])
-        proba = bundle["pipeline"].predict_proba(row)[0]
-        scores = dict(zip(bundle["classes"], proba))
+        row = np.array([_bounded(f.get(name, math.nan)) for name in forest.feature_names], dtype=np.float64)
+        scores = dict(zip(forest.classes, forest.predict_proba(row)))
     kept = {c: float(scores.get(c, 0.0)) for c in candidates}
     total = sum(kept.values())
     if total <= 0:

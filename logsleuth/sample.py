@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: rows kept in full at the start, around the first failure and at the end
-WINDOW = 50_000
+WINDOW = 20_000
 #: non-finite rows kept (a dead run can print nan for millions of lines)
-NONFINITE_CAP = 50_000
+NONFINITE_CAP = 20_000
 
 
 class RowSample:

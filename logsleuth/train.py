@@ -4,7 +4,8 @@ Reads ``labels.csv`` (built by ``python -m corpus.build``), parses every trainin
 log with logsleuth itself, computes the features, and fits a scikit-learn
 ``HistGradientBoostingClassifier`` (missing features are NaN, which it handles
 natively). Writes ``logsleuth/model/signatures.joblib`` with the feature-schema version,
-the feature names and the classes. Guard-decided signatures (N203, F501, F502, I000)
+the feature names and the classes, and ``signatures.npz``, the same trees as arrays that
+diagnosis evaluates without importing scikit-learn (:mod:`logsleuth.forest`). Guard-decided signatures (N203, F501, F502, I000)
 are not the model's job and are left out of its classes.
 """
 
@@ -79,10 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import joblib
 
+    from .forest import export
+
     start = time.perf_counter()
     bundle = fit(args.corpus, args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle, args.output, compress=3)
+    trees = export(bundle["pipeline"], bundle["feature_names"], bundle["schema_version"])
+    np.savez_compressed(args.output.with_suffix(".npz"), **trees)
     print(f"trained on {bundle['trained_on']} logs, classes {bundle['classes']}, "
           f"{time.perf_counter() - start:.1f}s -> {args.output}")
     return 0

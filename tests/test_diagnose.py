@@ -300,3 +300,25 @@ def test_lightning_running_mean_does_not_collide_with_the_logged_loss(write) -> 
     series = logsleuth.read_log(write("pl.log", text))
     loss = series.frame[series.frame["metric"] == "loss"]
     assert loss["step"].is_unique and set(series.frame["metric"]) >= {"loss", "loss_avg"}
+
+
+def test_shipped_trees_give_the_fitted_estimators_probabilities() -> None:
+    """Diagnosis evaluates signatures.npz; it must agree with the scikit-learn estimator."""
+    import numpy as np
+    from importlib.resources import files
+
+    import joblib
+
+    from logsleuth.classify import _bounded, load_model
+    from logsleuth.features import compute_features
+
+    bundle = joblib.load(files("logsleuth.model").joinpath("signatures.joblib"))
+    forest = load_model()
+    assert forest.feature_names == list(bundle["feature_names"])
+    assert forest.classes == [str(c) for c in bundle["classes"]]
+    logs = sorted(REAL_LOGS.glob("*.log"))[::3]
+    rows = np.array([[_bounded(f.get(n, math.nan)) for n in forest.feature_names]
+                     for f in (compute_features(logsleuth.read_log(p)) for p in logs)])
+    expected = bundle["pipeline"].predict_proba(rows)
+    got = np.array([forest.predict_proba(r) for r in rows])
+    assert np.allclose(got, expected, atol=1e-12) and len(rows) >= 10
