@@ -158,6 +158,8 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
     Parameters
     ----------
     sources : path, stream, RunSeries, or a list of them
+        Text logs, or run artefacts (TensorBoard event files or log dirs,
+        ``trainer_state.json``, Lightning/Keras metrics CSVs, MLflow runs).
     format : str, optional
         Force the log format (detected otherwise).
     progress : callable, optional
@@ -181,9 +183,15 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
             runs.append(item)
             inputs.append(InputInfo(item.source, item.format, item.size, None, item.compression))
             continue
-        digest = _sha256_in_background(str(item)) if isinstance(item, (str, os.PathLike)) else (lambda: None)
-        size = os.path.getsize(item) if isinstance(item, (str, os.PathLike)) and os.path.isfile(item) else None
-        run = _read_sampled(item, format, progress(str(item), size) if progress else None)
+        artifact = format is None and _is_artifact(item)
+        digest = _sha256_in_background(str(item)) if _is_file(item) else (lambda: None)
+        size = os.path.getsize(item) if _is_file(item) else None
+        if artifact:
+            from .artifacts import read_artifact
+
+            run = read_artifact(item)  # type: ignore[arg-type]
+        else:
+            run = _read_sampled(item, format, progress(str(item), size) if progress else None)
         runs.append(run)
         inputs.append(InputInfo(run.source, run.format, run.size, digest(), run.compression))
     features = compute_features(runs)
@@ -199,6 +207,20 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
         bad_sample=bad_sample(runs, features) if verdict.code == "N202" else None,
         next_steps=_next_steps(verdict),
     )
+
+
+def _is_file(item: object) -> bool:
+    return isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
+
+
+def _is_artifact(item: object) -> bool:
+    """A run artefact rather than a text log: an event file, ``trainer_state.json``, a
+    metrics CSV, or a directory (a TensorBoard log dir or an MLflow run)."""
+    if not isinstance(item, (str, os.PathLike)) or not os.path.exists(item):
+        return False
+    from .artifacts import artifact_kind
+
+    return os.path.isdir(item) or artifact_kind(str(item)) is not None
 
 
 def load_title(verdict: "Verdict", first: object) -> str:

@@ -299,12 +299,14 @@ class Assembler:
     # ---- events, hyperparameters, unparsed, texts ----------------------------------
 
     def _side_tables(self, prep: Prepared, step: np.ndarray, event_segments: np.ndarray) -> None:
+        totals = _ffill(prep.total, self._total_before_chunk)
         for (line, pos, ev_step, kind, fields, text), seg in zip(prep.events, event_segments):
             if ev_step is None:
                 i = int(np.searchsorted(prep.pos, pos, side="right")) - 1
                 if "batch" in fields:  # Keras TerminateOnNaN: `Batch N` counts within the epoch
                     ev_step = self._batch_step(prep.epoch[i] if i >= 0 else self._epoch_before_chunk,
-                                               prep.total[i] if i >= 0 else _NAN, int(fields["batch"]))
+                                               totals[i] if i >= 0 else self._total_before_chunk,
+                                               int(fields["batch"]))
                 else:
                     known = step[i] if i >= 0 else self._step_before_chunk
                     ev_step = None if math.isnan(known) else int(known)
@@ -314,6 +316,8 @@ class Assembler:
                 self.texts.setdefault(line, text)
         self._step_before_chunk = self.step
         self._epoch_before_chunk = self.epoch
+        if len(totals):
+            self._total_before_chunk = totals[-1]
         for line, key, value in prep.hparams:
             if key not in self.hparams:
                 self.hparams[key] = Hparam(value, self.line0 + line)
@@ -326,10 +330,12 @@ class Assembler:
 
     _step_before_chunk = _NAN
     _epoch_before_chunk = _NAN
+    _total_before_chunk = _NAN
 
     def _batch_step(self, epoch: float, total: float, batch: int) -> int:
         """The step of ``Batch N`` in ``epoch`` (the first epoch without one): N as printed,
-        after ``total`` batches per finished epoch (the last record's, else the main bar's)."""
+        after ``total`` batches per finished epoch (the last printed ``n/total``, else the
+        main bar's)."""
         ep = 0.0 if math.isnan(epoch) else max(epoch - self.fmt.epoch_base, 0.0)
         per_epoch = self.bar_total if math.isnan(total) else total
         return int(ep * per_epoch) + batch

@@ -361,3 +361,19 @@ def test_damaged_event_files_never_crash_the_reader(tmp_path: Path) -> None:
             except InputError:
                 continue
             assert len(series.frame) <= 600 and series.frame["line"].is_monotonic_increasing
+
+
+def test_diagnose_command_reads_artefacts(tmp_path: Path) -> None:
+    """`logsleuth diagnose` takes what `audit` takes: trainer_state.json, event files, run dirs."""
+    from click.testing import CliRunner
+
+    from logsleuth.cli import main
+
+    result = CliRunner().invoke(main, ["diagnose", str(_write_state(tmp_path)), "--format", "json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["input"][0]["format"] == "hf_trainer_state"
+    assert doc["first_nonfinite"]["step"] == 20
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["diagnose", str(empty)])
+    assert result.exit_code == 2 and "event files" in result.output
