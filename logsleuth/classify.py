@@ -6,8 +6,8 @@ narrow the candidates the model may choose from, so it only ever weighs signatur
 facts allow. The model is a scikit-learn gradient-boosting classifier trained on the
 labelled corpus (see ``corpus/``) and shipped in ``logsleuth/model/`` with the
 feature-schema version it was trained on (evaluated from its exported trees, see
-:mod:`logsleuth.forest`); when its confidence is low, or the log too short, the verdict is I000
-(inconclusive) rather than a guess.
+:mod:`logsleuth.forest`); when its confidence is low, or the log too short, the verdict
+is I000 (inconclusive) rather than a guess.
 """
 
 from __future__ import annotations
@@ -80,9 +80,11 @@ def _collapsed(f: Mapping[str, float]) -> Guard | None:
 
 
 def _hidden(f: Mapping[str, float]) -> Guard | None:
-    """HF logging_nan_inf_filter (finite or 0.0 loss, nan grad norm), Megatron-DeepSpeed
-    (a line without its loss field), or only the eval loss non-finite while the printed
-    train loss (a running average) stays finite."""
+    """HF logging_nan_inf_filter (finite or 0.0 loss, nan grad norm; or, without a grad
+    norm, a loss that drops straight to exactly 0.0), Megatron-DeepSpeed (a line without
+    its loss field), or only the eval loss non-finite while the printed train loss (a
+    running average) stays finite. Never when the loss itself was printed non-finite (the
+    logger hid nothing), nor for an inf grad norm under a loss scaler (an overflow skip)."""
     recovered = f["nonfinite_then_finite"] == 1  # a skipped fp16 step, not a dead run
     shown = f["loss_nonfinite_records"] > 0  # the loss itself was printed non-finite: nothing hidden
     grad_hidden = f["loss_zero_with_nan_grad"] == 1 and not _scaler(f)

@@ -858,13 +858,13 @@ def loss_zero_with_nan_grad(run: _Run) -> float:
     return _flag(any(k in keys for k in zip(grad["segment"], grad["step"])))
 
 
-@_feature("loss_drops_to_zero", "0/1", """1 if, in a Hugging Face Trainer log, the primary train loss goes from a record of
-    at least 0.05 straight to exactly 0 and then either back to at least 0.05 (an isolated
-    zero) or stays 0 to the end of its segment: what the Hugging Face logging_nan_inf_filter
-    prints for nan steps at logging_steps=1 (a real loss does not drop a thousandfold in one
-    record); else 0.""")
+@_feature("loss_drops_to_zero", "0/1", """1 if, in a Hugging Face Trainer log or
+    trainer_state.json, the primary train loss goes from a record of at least 0.05 straight
+    to exactly 0 and then either back to at least 0.05 (an isolated zero) or stays 0 to the
+    end of its segment: what the Hugging Face logging_nan_inf_filter prints for nan steps at
+    logging_steps=1 (a real loss does not drop a thousandfold in one record); else 0.""")
 def loss_drops_to_zero(run: _Run) -> float:
-    if run.series.format != "hf_trainer":
+    if run.series.format not in ("hf_trainer", "hf_trainer_state"):
         return 0.0  # other loggers round a tiny loss to 0 (TF's 2 decimals) or really reach 0
     for _, seg in run.loss.groupby("segment"):
         v = seg["value"].to_numpy()
@@ -888,7 +888,8 @@ def n_nonfinite_records(run: _Run) -> float:
 
 
 @_feature("loss_nonfinite_records", "count", """Non-finite values of the primary train loss
-    (every rank); 0 when the logger never printed the loss itself as nan/inf.""")
+    (of the rank the features follow); 0 when the logger never printed the loss itself as
+    nan/inf.""")
 def loss_nonfinite_records(run: _Run) -> float:
     return float((~np.isfinite(run.loss["value"].to_numpy())).sum()) if len(run.loss) else 0.0
 
