@@ -90,9 +90,11 @@ def read_log(source: object, format: str | None = None, progress: Progress | Non
     return parse.series(list(parse.frames(progress)))
 
 
-def _read_sampled(source: object, format: str | None, progress: Progress | None) -> RunSeries:
+def _read_sampled(source: object, format: str | None, progress: Progress | None,
+                  on_rows: Callable[[], None] | None = None) -> RunSeries:
     """:func:`read_log` for diagnosis: a long log keeps a bounded sample of its rows (see
-    :mod:`logsleuth.sample`), every non-finite value and the failure's surroundings in full."""
+    :mod:`logsleuth.sample`), every non-finite value and the failure's surroundings in full.
+    ``on_rows`` is called when the first rows arrive."""
     from .sample import RowSample
     from .types import NONFINITE_EVENTS
 
@@ -104,6 +106,9 @@ def _read_sampled(source: object, format: str | None, progress: Progress | None)
         failure_event = any(e.kind in NONFINITE_EVENTS for e in events[seen:])
         seen = len(events)
         sample.add(frame, failure_event)
+        if on_rows is not None:
+            on_rows()
+            on_rows = None
     series = parse.series(sample.tables())
     return replace(series, notes=(*series.notes, sample.note())) if sample.dropped else series
 
@@ -124,31 +129,36 @@ def _concat(tables: list[pa.Table]) -> "pd.DataFrame":
     return frame
 
 
-def _sha256_in_background(path: str) -> Callable[[], str | None]:
-    """Hash a regular file in a thread (hashlib releases the GIL) while it is parsed."""
-    import hashlib
-    import os
-    import threading
+class _Sha256:
+    """Hash a regular file in a thread (hashlib releases the GIL) while it is parsed.
 
-    if path == "-" or not os.path.isfile(path):
-        return lambda: None
-    result: dict[str, str] = {}
+    :meth:`start` is called once the parse has its first rows, so the parse's process pool
+    is already forked from a single-threaded process (see :mod:`logsleuth.parallel`)."""
 
-    def run() -> None:
+    def __init__(self, path: str) -> None:
+        import threading
+
+        self.path = path
+        self.hex: str | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import hashlib
+
         h = hashlib.sha256()
-        with open(path, "rb") as f:
+        with open(self.path, "rb") as f:
             for block in iter(lambda: f.read(4 << 20), b""):
                 h.update(block)
-        result["hex"] = h.hexdigest()
+        self.hex = h.hexdigest()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    def start(self) -> None:
+        if self.thread.ident is None:
+            self.thread.start()
 
-    def wait() -> str | None:
-        thread.join()
-        return result.get("hex")
-
-    return wait
+    def wait(self) -> str | None:
+        self.start()
+        self.thread.join()
+        return self.hex
 
 
 def diagnose(sources: "object | Sequence[object]", format: str | None = None,
@@ -184,16 +194,18 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
             inputs.append(InputInfo(item.source, item.format, item.size, None, item.compression))
             continue
         artifact = format is None and _is_artifact(item)
-        digest = _sha256_in_background(str(item)) if _is_file(item) else (lambda: None)
+        hasher = _Sha256(str(item)) if _is_file(item) else None
         size = os.path.getsize(item) if _is_file(item) else None
         if artifact:
             from .artifacts import read_artifact
 
             run = read_artifact(item)  # type: ignore[arg-type]
         else:
-            run = _read_sampled(item, format, progress(str(item), size) if progress else None)
+            run = _read_sampled(item, format, progress(str(item), size) if progress else None,
+                                on_rows=hasher.start if hasher else None)
         runs.append(run)
-        inputs.append(InputInfo(run.source, run.format, run.size, digest(), run.compression))
+        inputs.append(InputInfo(run.source, run.format, run.size, hasher.wait() if hasher else None,
+                                run.compression))
     features = compute_features(runs)
     verdict = classify(features)
     first = next((r.first_nonfinite() for r in runs if r.first_nonfinite()), None)
@@ -205,7 +217,7 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
         verdict=verdict, first_nonfinite=first, causes=causes, evidence=evidence(runs, features, verdict),
         features=features, inputs=tuple(inputs), warnings=_warnings(runs),
         bad_sample=bad_sample(runs, features) if verdict.code == "N202" else None,
-        next_steps=_next_steps(verdict),
+        next_steps=_next_steps(verdict, framework),
     )
 
 
@@ -242,9 +254,18 @@ def _warnings(runs: list[RunSeries]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _next_steps(verdict: "Verdict") -> tuple[str, ...]:
+#: formats written by PyTorch jobs, whose failing step `logsleuth replay` can re-run
+_REPLAYABLE = frozenset({"pytorch", "hf_trainer", "hf_trainer_state", "lightning", "detectron2",
+                         "maskrcnn_benchmark", "mmcv", "yolo", "fairseq", "megatron", "deepspeed"})
+
+
+def _next_steps(verdict: "Verdict", framework: str) -> tuple[str, ...]:
     if verdict.code == "I000":
         return ("the log is too short or ambiguous: pass more of it (or every attempt of the job)",)
     if verdict.benign:
         return ()
-    return (f"logsleuth explain {verdict.code}",)
+    steps = [f"logsleuth explain {verdict.code}"]
+    if framework in _REPLAYABLE:  # the log narrows the causes; re-running the step confirms one
+        steps.append("confirm the cause: logsleuth replay --adapter ADAPTER --checkpoint CKPT "
+                     "--from-diagnosis REPORT.json (logsleuth replay --help)")
+    return tuple(steps)

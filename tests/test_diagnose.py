@@ -322,3 +322,11 @@ def test_shipped_trees_give_the_fitted_estimators_probabilities() -> None:
     expected = bundle["pipeline"].predict_proba(rows)
     got = np.array([forest.predict_proba(r) for r in rows])
     assert np.allclose(got, expected, atol=1e-12) and len(rows) >= 10
+
+
+def test_pytorch_failures_point_to_replay(write) -> None:
+    lines = [f"epoch 0 step {s} loss {2.0 * 0.99 ** s:.4f} lr 0.01" for s in range(10, 400, 10)] + ["epoch 0 step 400 loss nan"]
+    d = run(write, "pt.log", "\n".join(lines) + "\n")
+    assert d.failed and any("logsleuth replay" in s for s in d.next_steps)
+    caffe_d = run(write, "c.log", caffe([(0, "2.30"), (20, "87.33"), (40, "nan")]))
+    assert not any("replay" in s for s in caffe_d.next_steps)  # replay re-runs PyTorch jobs only
