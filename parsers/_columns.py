@@ -21,6 +21,11 @@ from ._grammar import VAL, to_floats
 
 _NAN = float("nan")
 
+try:  # the optional C extension (see logsleuth/_native.c); the regex path is the fallback
+    from .. import _native as NATIVE
+except ImportError:
+    NATIVE = None
+
 
 @dataclass(frozen=True)
 class ColumnRule:
@@ -39,6 +44,9 @@ class ColumnRule:
     #: (name template, group): a hyperparameter per distinct (metric, group value), e.g.
     #: Caffe's ``(* 0.005 = ...)`` -> ``loss_weight.<metric>``
     hparam: tuple[str, str] | None = None
+    #: the compiled scanner doing what ``pattern`` does (``logsleuth._native``), used when
+    #: the extension is built: "caffe_iteration" or "caffe_output"
+    native: str | None = None
     rx: "re.Pattern[bytes]" = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +60,13 @@ class ColumnRule:
 def extract(rule: ColumnRule, chunk: bytes):
     """(positions, steps, metrics, values, positions of unreadable values, hparams) of the
     matches of ``rule`` in ``chunk``, or None when there are none."""
+    if rule.native is not None and NATIVE is not None:
+        return extract_native(rule, chunk)
+    return extract_regex(rule, chunk)
+
+
+def extract_regex(rule: ColumnRule, chunk: bytes):
+    """:func:`extract` with ``re.split``: the reference, and the path without the extension."""
     pieces = rule.rx.split(chunk)
     width = rule.rx.groups + 1
     if len(pieces) == 1:
@@ -66,6 +81,59 @@ def extract(rule: ColumnRule, chunk: bytes):
     metric[bad] = None  # not a number: not a row (the caller counts the line)
     hparams = _hparams(rule, group, metric, pos) if rule.hparam else []
     return pos, step, metric, np.array(values, dtype=np.float64), pos[bad].tolist(), hparams
+
+
+def extract_native(rule: ColumnRule, chunk: bytes):
+    """:func:`extract` with the compiled scanner named by ``rule.native``: the scanner
+    returns columns and, for names, an id per row into the chunk's distinct names."""
+    assert NATIVE is not None
+    hparams: list[tuple] = []
+    if rule.native == "caffe_iteration":
+        pos_b, step_b, kind_b, value_b, fallback_b = NATIVE.caffe_iteration(chunk)
+        metric = _named(rule, [b"loss", b"lr"])[np.frombuffer(kind_b, np.int8)]  # kind 2: a marker
+        step = np.frombuffer(step_b, np.float64).copy()
+    else:
+        pos_b, name_b, names, value_b, weight_b, weights, fallback_b = \
+            NATIVE.caffe_output(chunk, rule.anchor, rule.hparam is not None)
+        name_id = np.frombuffer(name_b, np.int32)
+        metric = _named(rule, names)[name_id]
+        step = np.full(len(name_id), _NAN)
+    pos = np.frombuffer(pos_b, np.int64).copy()
+    if not len(pos):
+        return None
+    values = np.frombuffer(value_b, np.float64).copy()
+    fallback = np.frombuffer(fallback_b, np.int64).reshape(-1, 3)
+    bad: list[int] = []
+    if len(fallback):  # nan/inf spellings and other tokens float() must judge
+        converted, unreadable = to_floats([chunk[a:b] for _, a, b in fallback.tolist()])
+        values[fallback[:, 0]] = converted
+        bad = fallback[unreadable, 0].tolist()
+        metric[bad] = None
+    if rule.hparam:
+        hparams = _native_hparams(rule, metric, pos, name_id, np.frombuffer(weight_b, np.int32), weights)
+    return pos, step, metric, values, pos[bad].tolist(), hparams
+
+
+def _named(rule: ColumnRule, keys: list[bytes]) -> np.ndarray:
+    """Metric names for the distinct keys, plus None (a marker) last: index with ids."""
+    text = [k.decode("utf-8", "replace") for k in keys]
+    return np.array([rule.names(t) if rule.names else t for t in text] + [None], dtype=object)
+
+
+def _native_hparams(rule: ColumnRule, metric: np.ndarray, pos: np.ndarray, name_id: np.ndarray,
+                    weight_id: np.ndarray, weights: list[bytes]) -> list[tuple]:
+    """:func:`_hparams` from ids: one per distinct (name, weight) pair, at its first row."""
+    template = rule.hparam[0]  # type: ignore[index]
+    pair = name_id.astype(np.int64) * (len(weights) + 1) + weight_id + 1
+    _, first = np.unique(pair, return_index=True)
+    out = []
+    for row in np.sort(first).tolist():
+        if metric[row] is not None and weight_id[row] >= 0 and weights[weight_id[row]]:
+            try:
+                out.append((int(pos[row]), template.format(metric=metric[row]), float(weights[weight_id[row]])))
+            except ValueError:
+                continue
+    return out
 
 
 def _steps(column: list) -> np.ndarray:

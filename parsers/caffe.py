@@ -101,15 +101,15 @@ FORMAT = Format(
     rules=(
         ColumnRule("iteration", b"Iteration ",
                    r"Iteration (?P<step>\d+)(?: \([^)\r\n]*\))?, (?:(?P<key>loss|lr) = (?P<value>{VAL})"
-                   r"|Testing net)", names=str),
+                   r"|Testing net)", names=str, native="caffe_iteration"),
         Rule("nvcaffe-extras", b", m = ", r", m = {VAL}(?:, \w+ = {VAL})*", _extras),
         ColumnRule("train-output", b"Train net output #",
                    r"Train net output #\d+: (?P<name>[^=\r\n]+?) = (?P<value>{VAL})"
                    r"(?: \(\\?\* (?P<weight>{VAL}) = [^)\r\n]* loss\))?",
-                   names=_output_name("train"), hparam=("loss_weight.{metric}", "weight")),
+                   names=_output_name("train"), hparam=("loss_weight.{metric}", "weight"), native="caffe_output"),
         ColumnRule("test-output", b"Test net output #",
                    r"Test net output #\d+: (?P<name>[^=\r\n]+?) = (?P<value>{VAL})", names=_output_name("eval"),
-                   phase="eval"),
+                   phase="eval", native="caffe_output"),
         Rule("test-score", b"Test score #", r"Test score #(?P<idx>\d+): (?P<value>{NUM})", _test_score),
         Rule("solving", b"Solving ", r"Solving (?P<net>[^\r\n]+)", event("restart", cause="start")),
         Rule("param-echo", b"Initializing ",
