@@ -87,7 +87,7 @@ def prepared_chunks(log: LogInput, fmt: Format, jobs: int | None = None) -> Iter
     builtin = any(f is fmt for f in builtin_formats())
     spans = _ranges(log.name, log.size or 0, CHUNK)
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(fmt.name, None if builtin else fmt, log.name)) as pool:
-        yield from _bounded(pool, spans, window=jobs + 1)
+        yield from _bounded(pool, spans, window=2 * jobs + 2)
 
 
 def _context(multiprocessing):  # type: ignore[no-untyped-def]
