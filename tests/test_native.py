@@ -83,3 +83,14 @@ def test_random_mutations_of_caffe_lines() -> None:
         chunk = bytes(data)
         for rule in NATIVE_RULES:
             assert same(extract_native(rule, chunk), extract_regex(rule, chunk)), (rule.name, chunk[:200])
+
+
+def test_without_the_extension_the_regex_rules_give_the_same_series(monkeypatch) -> None:
+    import logsleuth
+    from logsleuth.parsers import _columns
+
+    path = sorted(REAL_LOGS.glob("caffe_*.log"))[0]
+    native = logsleuth.read_log(path).frame
+    monkeypatch.setattr(_columns, "NATIVE", None)
+    fallback = logsleuth.read_log(path).frame
+    assert native.equals(fallback) and len(native)
