@@ -5,15 +5,15 @@ log with logsleuth itself, computes the features, and fits a scikit-learn
 ``HistGradientBoostingClassifier`` (missing features are NaN, which it handles
 natively). Writes ``logsleuth/model/signatures.joblib`` with the feature-schema version,
 the feature names and the classes, and ``signatures.npz``, the same trees as arrays that
-diagnosis evaluates without importing scikit-learn (:mod:`logsleuth.forest`). Guard-decided signatures (N203, F501, F502, I000)
-are not the model's job and are left out of its classes.
+diagnosis evaluates without importing scikit-learn (:mod:`logsleuth.forest`).
+Guard-decided signatures (N203, F501, F502, I000) are not the model's job and are left
+out of its classes.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import time
 from pathlib import Path
@@ -39,18 +39,15 @@ def log_path(root: Path, row: dict[str, str]) -> Path:
 def feature_matrix(root: Path, rows: list[dict[str, str]]) -> tuple[np.ndarray, list[str]]:
     """One feature row per corpus log (parsed with logsleuth, as a user's log would be)."""
     from . import read_log
+    from .classify import _bounded  # the same inf -> +-1e6 as at diagnosis
     from .features import FEATURES, compute_features
 
     names = [f.name for f in FEATURES]
     matrix = np.full((len(rows), len(names)), np.nan)
     for i, row in enumerate(rows):
         feats = compute_features(read_log(log_path(root, row)))
-        matrix[i] = [_clean(feats[n]) for n in names]
+        matrix[i] = [_bounded(feats[n]) for n in names]
     return matrix, names
-
-
-def _clean(x: float) -> float:
-    return math.copysign(1e6, x) if math.isinf(x) else x
 
 
 def fit(root: Path, seed: int = 0) -> dict:

@@ -122,18 +122,10 @@ def _named(rule: ColumnRule, keys: list[bytes]) -> np.ndarray:
 
 def _native_hparams(rule: ColumnRule, metric: np.ndarray, pos: np.ndarray, name_id: np.ndarray,
                     weight_id: np.ndarray, weights: list[bytes]) -> list[tuple]:
-    """:func:`_hparams` from ids: one per distinct (name, weight) pair, at its first row."""
-    template = rule.hparam[0]  # type: ignore[index]
+    """:func:`_hparam_rows` for the scanner's ids: the first row of each (name, weight) pair."""
     pair = name_id.astype(np.int64) * (len(weights) + 1) + weight_id + 1
-    _, first = np.unique(pair, return_index=True)
-    out = []
-    for row in np.sort(first).tolist():
-        if metric[row] is not None and weight_id[row] >= 0 and weights[weight_id[row]]:
-            try:
-                out.append((int(pos[row]), template.format(metric=metric[row]), float(weights[weight_id[row]])))
-            except ValueError:
-                continue
-    return out
+    rows = np.sort(np.unique(pair, return_index=True)[1]).tolist()
+    return _hparam_rows(rule, metric, pos, [(r, weights[weight_id[r]] if weight_id[r] >= 0 else None) for r in rows])
 
 
 def _steps(column: list) -> np.ndarray:
@@ -155,15 +147,24 @@ def _metrics(rule: ColumnRule, group: dict[str, list]) -> np.ndarray:
 
 
 def _hparams(rule: ColumnRule, group: dict[str, list], metric: np.ndarray, pos: np.ndarray) -> list[tuple]:
-    """One (pos, name, value) per distinct (metric, captured value) pair, at its first row."""
-    template, name = rule.hparam  # type: ignore[misc]
+    """:func:`_hparam_rows` for the regex captures: the first row of each (key, value) pair."""
     keys = group["key"] if "key" in group else group["name"]
+    captured = group[rule.hparam[1]]  # type: ignore[index]
+    first: dict[tuple, int] = {}
+    for row, pair in enumerate(zip(keys, captured)):
+        first.setdefault(pair, row)
+    return _hparam_rows(rule, metric, pos, [(row, captured[row]) for row in first.values()])
+
+
+def _hparam_rows(rule: ColumnRule, metric: np.ndarray, pos: np.ndarray, rows: list[tuple]) -> list[tuple]:
+    """One (pos, name, value) per (row, captured value), in order: a hyperparameter per
+    distinct (metric, captured value) pair, e.g. Caffe's ``loss_weight.<metric>``."""
+    template = rule.hparam[0]  # type: ignore[index]
     out = []
-    for pair in dict.fromkeys(zip(keys, group[name])):  # distinct pairs, in order, in C
-        first = next(i for i, p in enumerate(zip(keys, group[name])) if p == pair)
-        if metric[first] is not None and pair[1]:
+    for row, value in rows:
+        if metric[row] is not None and value:
             try:
-                out.append((int(pos[first]), template.format(metric=metric[first]), float(pair[1])))
+                out.append((int(pos[row]), template.format(metric=metric[row]), float(value)))
             except ValueError:
                 continue
     return out
