@@ -19,6 +19,11 @@ import pyarrow as pa
 from .errors import InputError
 from .types import COLUMNS
 
+try:  # the optional C extension (see logsleuth/_native.c); pyarrow's writer is the fallback
+    from . import _native as NATIVE
+except ImportError:
+    NATIVE = None
+
 #: the rows' Arrow schema (metric and phase dictionary-encoded)
 SCHEMA = pa.schema([("step", pa.int64()), ("metric", pa.dictionary(pa.int32(), pa.string())),
                     ("value", pa.float64()), ("phase", pa.dictionary(pa.int8(), pa.string())),
@@ -47,6 +52,10 @@ def with_source(table: pa.Table, source: str | None) -> pa.Table:
 
 
 class _CsvWriter:
+    """CSV through the C row formatter when it is built (``logsleuth._native.csv_rows``,
+    the same text as pyarrow's writer, about four times faster), else through pyarrow.
+    With a ``source`` column, pyarrow's "needed" quoting quotes every string cell."""
+
     def __init__(self, stream: BinaryIO, with_source: bool) -> None:
         import pyarrow.csv as pacsv
 
@@ -56,10 +65,49 @@ class _CsvWriter:
         self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed" if with_source else "none")
 
     def write(self, table: pa.Table, source: str) -> None:
-        self._csv.write_csv(with_source(table, source if self.with_source else None), self.stream, self._options)
+        if not table.num_rows:
+            return
+        specs = _native_specs(table, quote=self.with_source) if NATIVE is not None else None
+        if specs is None:
+            self._csv.write_csv(with_source(table, source if self.with_source else None), self.stream, self._options)
+            return
+        suffix = b"," + _quoted(source.encode()) if self.with_source else b""
+        self.stream.write(NATIVE.csv_rows(specs, table.num_rows, suffix))
 
     def close(self) -> None:
         self.stream.flush()
+
+
+_STRUCTURAL = (b",", b'"', b"\r", b"\n")
+_KINDS = {pa.int64(): "i", pa.float64(): "f"}
+_INDEX_KINDS = {pa.int32(): "d", pa.int8(): "e"}
+
+
+def _quoted(word: bytes) -> bytes:
+    return b'"' + word.replace(b'"', b'""') + b'"'
+
+
+def _native_specs(table: pa.Table, quote: bool) -> list[tuple] | None:
+    """The table's columns as ``csv_rows`` takes them (kind, validity, data, offset,
+    dictionary strings), or None when a column is of another type or, unquoted, a string
+    needs quoting (pyarrow then writes it, or says why it cannot)."""
+    specs = []
+    for column in table.columns:
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        if isinstance(array, pa.DictionaryArray) and array.indices.type in _INDEX_KINDS:
+            words = [w.encode() for w in array.dictionary.to_pylist()]
+            if quote:
+                words = [_quoted(w) for w in words]
+            elif any(c in w for w in words for c in _STRUCTURAL):
+                return None
+            validity, data = array.indices.buffers()
+            specs.append((_INDEX_KINDS[array.indices.type], validity, data, array.indices.offset, words))
+        elif array.type in _KINDS:
+            validity, data = array.buffers()
+            specs.append((_KINDS[array.type], validity, data, array.offset, None))
+        else:
+            return None
+    return specs
 
 
 class _JsonlWriter:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .parsers._base import Batch, Format, line_at
+from .parsers._columns import factorize
 from .parsers._grammar import to_floats
 from .scan import ranks_of
 from .types import NONFINITE_EVENTS, Event, Hparam
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 
 MAX_TEXTS = 20_000
 PHASES = ("train", "eval")
+#: phase codes of prepared records; a bar (a tqdm update) is a marker, never a row
+TRAIN, EVAL, BAR = 0, 1, 2
+PHASE_CODES = {"train": TRAIN, "eval": EVAL, "bar": BAR}
 _DEDUP_LINES = 4
 _NAN = math.nan
 #: events that end an attempt: a restart message after one starts a new segment
@@ -79,7 +83,7 @@ class Prepared:
     metric: np.ndarray  # int32 codes into ``names``; -1 marks a marker (not a row)
     names: list
     value: np.ndarray
-    phase: np.ndarray
+    phase: np.ndarray  # int8 codes: TRAIN, EVAL, BAR
     bar: np.ndarray
     rank: np.ndarray | None
     events: list = field(default_factory=list)  # (line, pos, step, kind, fields, text)
@@ -88,37 +92,37 @@ class Prepared:
     texts: dict = field(default_factory=dict)  # line -> text of non-finite rows
 
 
-def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[int]]:
-    """The per-record lists and the column rules' arrays as one set of numpy columns.
-    Returns the columns and the positions of values that are not numbers (dropped rows)."""
-    metric = np.array(batch.metric, dtype=object)
-    is_row = metric != None  # noqa: E711 (elementwise)
-    values, bad = to_floats([v for v, keep in zip(batch.value, is_row) if keep])
+def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[str], list[int]]:
+    """The per-record lists and the column rules' arrays as one set of numpy columns, with
+    metrics as int32 codes into one list of names (-1: a marker) and phases as int8 codes.
+    Returns the columns, the names and the positions of values that are not numbers
+    (dropped rows)."""
+    metric, names = factorize(batch.metric)
+    is_row = metric >= 0
+    values, bad = to_floats([v for v, keep in zip(batch.value, is_row.tolist()) if keep])
     value = np.full(len(metric), _NAN)
     value[is_row] = values
     bad_pos = []
     if bad:
         rows = np.flatnonzero(is_row)[bad]
-        metric[rows] = None  # not a number: drop the row, count the line
+        metric[rows] = -1  # not a number: drop the row, count the line
         bad_pos = [batch.pos[i] for i in rows]
+    phase = np.fromiter(map(PHASE_CODES.__getitem__, batch.phase), np.int8, len(batch.phase))
     cols = {"pos": [np.array(batch.pos, dtype=np.int64)], "step": [_floats(batch.step)], "metric": [metric],
-            "value": [value], "phase": [np.array(batch.phase, dtype=object)], "epoch": [_floats(batch.epoch)],
+            "value": [value], "phase": [phase], "epoch": [_floats(batch.epoch)],
             "it": [_floats(batch.it)], "total": [_floats(batch.total)]}
-    for pos, step, names, vals, phase in batch.arrays:
+    index = {name: i for i, name in enumerate(names)}
+    for pos, step, codes, part_names, vals, part_phase in batch.arrays:
         n = len(pos)
         blank = np.full(n, _NAN)
-        for key, column in (("pos", pos), ("step", step), ("metric", names), ("value", vals),
-                            ("phase", np.full(n, phase, dtype=object)), ("epoch", blank), ("it", blank),
-                            ("total", blank)):
+        # the part's codes into the merged names; the -1 appended last keeps markers -1
+        remap = np.array([index.setdefault(name, len(index)) for name in part_names] + [-1], dtype=np.int32)
+        for key, column in (("pos", pos), ("step", step), ("metric", remap[codes]), ("value", vals),
+                            ("phase", np.full(n, PHASE_CODES[part_phase], np.int8)), ("epoch", blank),
+                            ("it", blank), ("total", blank)):
             cols[key].append(column)
-    return {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}, bad_pos
-
-
-def _factorize(metric: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Metric names -> int32 codes into a list of names; None (a marker) -> -1."""
-    names = [m for m in dict.fromkeys(metric.tolist()) if m is not None]
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([index.get(m, -1) for m in metric.tolist()], dtype=np.int32), names
+    merged = {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}
+    return merged, list(index), bad_pos
 
 
 def _evidence_rows(value: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -138,15 +142,14 @@ def _evidence_rows(value: np.ndarray, codes: np.ndarray) -> np.ndarray:
 def prepare(chunk: bytes, batch: Batch) -> Prepared:
     """Sort, convert and locate one chunk's findings; no knowledge of other chunks needed."""
     nl = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
-    cols, bad_pos = _merged_columns(batch)
+    cols, names, bad_pos = _merged_columns(batch)
     order = np.argsort(cols["pos"], kind="stable")
     cols = {name: column[order] for name, column in cols.items()}
-    pos_a, value_a, phase_a = cols["pos"], cols["value"], cols["phase"]
-    codes, names = _factorize(cols["metric"])  # strings -> small ints, once, in the worker
+    pos_a, value_a, phase_a, codes = cols["pos"], cols["value"], cols["phase"], cols["metric"]
     prep = Prepared(
         newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a), step=cols["step"], epoch=cols["epoch"],
         it=cols["it"], total=cols["total"], metric=codes, names=names,
-        value=value_a, phase=phase_a, bar=phase_a == "bar", rank=ranks_of(chunk, pos_a, nl),
+        value=value_a, phase=phase_a, bar=phase_a == BAR, rank=ranks_of(chunk, pos_a, nl),
     )
     prep.unparsed = [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in sorted(bad_pos + batch.unparsed)]
     prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in _evidence_rows(value_a, codes)}
@@ -208,7 +211,7 @@ class Assembler:
         missing = np.isnan(filled)
         if missing.any() and self.fmt.infer_steps:
             self.inferred = True
-            new_record = missing & (prep.phase == "train") & np.r_[True, prep.pos[1:] != prep.pos[:-1]]
+            new_record = missing & (prep.phase == TRAIN) & np.r_[True, prep.pos[1:] != prep.pos[:-1]]
             counts = self.ordinal + np.cumsum(new_record)
             filled[missing] = counts[missing]
             self.ordinal = int(counts[-1])
@@ -228,7 +231,7 @@ class Assembler:
     def _segments(self, prep: Prepared, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Segment of each record and event: +1 where the training step goes back, or at a
         restart message once training has begun (one restart counts once)."""
-        track = (prep.phase != "eval") & ~np.isnan(step)
+        track = (prep.phase != EVAL) & ~np.isnan(step)
         if prep.rank is not None and not np.all(np.isnan(prep.rank)):
             track &= np.isnan(prep.rank) | (prep.rank == np.nanmin(prep.rank))
         idx = np.flatnonzero(track)
@@ -272,7 +275,7 @@ class Assembler:
             "metric": pa.DictionaryArray.from_arrays(pa.array(prep.metric[rows], pa.int32()),
                                                      pa.array(prep.names, pa.string())),
             "value": pa.array(prep.value[rows], pa.float64()),
-            "phase": pa.DictionaryArray.from_arrays(pa.array((prep.phase[rows] == "eval").astype(np.int8)),
+            "phase": pa.DictionaryArray.from_arrays(pa.array(prep.phase[rows]),
                                                     pa.array(PHASES, pa.string())),
             "segment": pa.array(segment[rows], pa.int64()),
             "rank": pa.array(np.nan_to_num(rank).astype(np.int64), pa.int64(), mask=np.isnan(rank)),
@@ -284,7 +287,7 @@ class Assembler:
     def _copies(prep: Prepared, step: np.ndarray, segment: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Mask of rows repeating an earlier row (same segment, phase, metric, step and
         value) within a few lines: the second copy of a message printed by two loggers."""
-        keys = (prep.line[rows], prep.value[rows], step[rows], prep.metric[rows], prep.phase[rows] == "eval",
+        keys = (prep.line[rows], prep.value[rows], step[rows], prep.metric[rows], prep.phase[rows],
                 segment[rows])
         order = np.lexsort(keys)
         same = np.ones(len(order) - 1, dtype=bool)

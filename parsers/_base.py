@@ -40,7 +40,8 @@ class Batch:
         self.epoch: list[float | None] = []
         self.it: list[int | None] = []
         self.total: list[int | None] = []
-        #: column rules' output as numpy arrays: (pos, step, metric, value (float), phase)
+        #: column rules' output as numpy arrays: (pos, step, metric codes, metric names,
+        #: value (float), phase); a row's metric is names[code], code -1 a marker
         self.arrays: list[tuple] = []
         self.events: list[tuple] = []  # (pos, step, kind, fields)
         self.hparams: list[tuple] = []  # (pos, key, value)

@@ -58,8 +58,9 @@ class ColumnRule:
 
 
 def extract(rule: ColumnRule, chunk: bytes):
-    """(positions, steps, metrics, values, positions of unreadable values, hparams) of the
-    matches of ``rule`` in ``chunk``, or None when there are none."""
+    """(positions, steps, metric codes, metric names, values, positions of unreadable
+    values, hparams) of the matches of ``rule`` in ``chunk``, or None when there are none.
+    A row's metric is ``names[code]``; code -1 marks a marker or an unreadable value."""
     if rule.native is not None and NATIVE is not None:
         return extract_native(rule, chunk)
     return extract_regex(rule, chunk)
@@ -80,7 +81,15 @@ def extract_regex(rule: ColumnRule, chunk: bytes):
     values, bad = to_floats([v if v is not None else b"nan" for v in group["value"]])
     metric[bad] = None  # not a number: not a row (the caller counts the line)
     hparams = _hparams(rule, group, metric, pos) if rule.hparam else []
-    return pos, step, metric, np.array(values, dtype=np.float64), pos[bad].tolist(), hparams
+    codes, names = factorize(metric.tolist())
+    return pos, step, codes, names, np.array(values, dtype=np.float64), pos[bad].tolist(), hparams
+
+
+def factorize(metric: list) -> tuple[np.ndarray, list[str]]:
+    """Metric names -> int32 codes into a list of the distinct names; None (a marker) -> -1."""
+    names = [m for m in dict.fromkeys(metric) if m is not None]
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index.get(m, -1) for m in metric], dtype=np.int32), names
 
 
 def extract_native(rule: ColumnRule, chunk: bytes):
@@ -90,14 +99,16 @@ def extract_native(rule: ColumnRule, chunk: bytes):
     hparams: list[tuple] = []
     if rule.native == "caffe_iteration":
         pos_b, step_b, kind_b, value_b, fallback_b = NATIVE.caffe_iteration(chunk)
-        metric = _named(rule, [b"loss", b"lr"])[np.frombuffer(kind_b, np.int8)]  # kind 2: a marker
+        codes = np.frombuffer(kind_b, np.int8).astype(np.int32)
+        codes[codes == 2] = -1  # kind 2 (Testing net): a marker
+        names = _named(rule, [b"loss", b"lr"])
         step = np.frombuffer(step_b, np.float64).copy()
     else:
-        pos_b, name_b, names, value_b, weight_b, weights, fallback_b = \
+        pos_b, name_b, keys, value_b, weight_b, weights, fallback_b = \
             NATIVE.caffe_output(chunk, rule.anchor, rule.hparam is not None)
-        name_id = np.frombuffer(name_b, np.int32)
-        metric = _named(rule, names)[name_id]
-        step = np.full(len(name_id), _NAN)
+        codes = np.frombuffer(name_b, np.int32).copy()
+        names = _named(rule, keys)
+        step = np.full(len(codes), _NAN)
     pos = np.frombuffer(pos_b, np.int64).copy()
     if not len(pos):
         return None
@@ -108,23 +119,24 @@ def extract_native(rule: ColumnRule, chunk: bytes):
         converted, unreadable = to_floats([chunk[a:b] for _, a, b in fallback.tolist()])
         values[fallback[:, 0]] = converted
         bad = fallback[unreadable, 0].tolist()
-        metric[bad] = None
+        codes[bad] = -1
     if rule.hparam:
-        hparams = _native_hparams(rule, metric, pos, name_id, np.frombuffer(weight_b, np.int32), weights)
-    return pos, step, metric, values, pos[bad].tolist(), hparams
+        hparams = _native_hparams(rule, codes, names, pos, np.frombuffer(weight_b, np.int32), weights)
+    return pos, step, codes, names, values, pos[bad].tolist(), hparams
 
 
-def _named(rule: ColumnRule, keys: list[bytes]) -> np.ndarray:
-    """Metric names for the distinct keys, plus None (a marker) last: index with ids."""
+def _named(rule: ColumnRule, keys: list[bytes]) -> list[str]:
+    """The metric name of each distinct key (two keys may share one)."""
     text = [k.decode("utf-8", "replace") for k in keys]
-    return np.array([rule.names(t) if rule.names else t for t in text] + [None], dtype=object)
+    return [rule.names(t) if rule.names else t for t in text]
 
 
-def _native_hparams(rule: ColumnRule, metric: np.ndarray, pos: np.ndarray, name_id: np.ndarray,
+def _native_hparams(rule: ColumnRule, codes: np.ndarray, names: list[str], pos: np.ndarray,
                     weight_id: np.ndarray, weights: list[bytes]) -> list[tuple]:
     """:func:`_hparam_rows` for the scanner's ids: the first row of each (name, weight) pair."""
-    pair = name_id.astype(np.int64) * (len(weights) + 1) + weight_id + 1
+    pair = codes.astype(np.int64) * (len(weights) + 1) + weight_id + 1
     rows = np.sort(np.unique(pair, return_index=True)[1]).tolist()
+    metric = {r: names[codes[r]] if codes[r] >= 0 else None for r in rows}
     return _hparam_rows(rule, metric, pos, [(r, weights[weight_id[r]] if weight_id[r] >= 0 else None) for r in rows])
 
 
@@ -156,7 +168,7 @@ def _hparams(rule: ColumnRule, group: dict[str, list], metric: np.ndarray, pos: 
     return _hparam_rows(rule, metric, pos, [(row, captured[row]) for row in first.values()])
 
 
-def _hparam_rows(rule: ColumnRule, metric: np.ndarray, pos: np.ndarray, rows: list[tuple]) -> list[tuple]:
+def _hparam_rows(rule: ColumnRule, metric, pos: np.ndarray, rows: list[tuple]) -> list[tuple]:
     """One (pos, name, value) per (row, captured value), in order: a hyperparameter per
     distinct (metric, captured value) pair, e.g. Caffe's ``loss_weight.<metric>``."""
     template = rule.hparam[0]  # type: ignore[index]

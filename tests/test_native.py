@@ -21,12 +21,18 @@ NATIVE_RULES = [r for f in builtin_formats() for r in f.rules if isinstance(r, C
 def same(a, b) -> bool:
     if a is None or b is None:
         return a is b
-    pos_a, step_a, metric_a, values_a, bad_a, hp_a = a
-    pos_b, step_b, metric_b, values_b, bad_b, hp_b = b
+    pos_a, step_a, codes_a, names_a, values_a, bad_a, hp_a = a
+    pos_b, step_b, codes_b, names_b, values_b, bad_b, hp_b = b
     return (np.array_equal(pos_a, pos_b) and np.array_equal(step_a, step_b, equal_nan=True)
-            and list(metric_a) == list(metric_b) and np.array_equal(values_a, values_b, equal_nan=True)
+            and metrics(codes_a, names_a) == metrics(codes_b, names_b)
+            and np.array_equal(values_a, values_b, equal_nan=True)
             and [math.copysign(1, v) for v in values_a] == [math.copysign(1, v) for v in values_b]
             and bad_a == bad_b and hp_a == hp_b)
+
+
+def metrics(codes, names) -> list:
+    """Each row's metric name (None for a marker or an unreadable value)."""
+    return [names[c] if c >= 0 else None for c in codes.tolist()]
 
 
 def chunks_of(path) -> list[bytes]:
