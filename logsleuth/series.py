@@ -35,7 +35,7 @@ from .parsers._base import Batch, Format, line_at
 from .parsers._columns import factorize
 from .parsers._grammar import to_floats
 from .scan import ranks_of
-from .types import NONFINITE_EVENTS, Event, Hparam
+from .types import COLUMNS, NONFINITE_EVENTS, Event, Hparam
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,8 +52,12 @@ _ENDINGS = NONFINITE_EVENTS | {"traceback", "error", "oom"}
 
 
 def _ffill(values: np.ndarray, carry: float) -> np.ndarray:
-    """Forward-fill NaNs in ``values``; leading NaNs take ``carry``."""
+    """Forward-fill NaNs in ``values``; leading NaNs take ``carry``. (May return ``values``.)"""
     known = ~np.isnan(values)
+    if known.all():
+        return values
+    if not known.any():
+        return np.full(len(values), carry)
     idx = np.where(known, np.arange(len(values)), -1)
     np.maximum.accumulate(idx, out=idx)
     return np.where(idx >= 0, values[np.maximum(idx, 0)], carry)
@@ -67,6 +71,42 @@ def line_text(chunk: bytes, pos: int, limit: int = 400) -> str:
 def _floats(values: list) -> np.ndarray:
     """A column of numbers or None as float64 with NaN for None."""
     return np.array(values, dtype=np.float64)
+
+
+# ---- numpy columns as Arrow arrays, without copies (``pa.array`` would also import
+# pandas, 0.2 s, to check what it was given) ----------------------------------------
+
+
+def _arrow(values: np.ndarray, kind: "pa.DataType", missing: np.ndarray | None = None) -> "pa.Array":
+    """A numeric column as an Arrow array of type ``kind``; ``missing`` marks nulls."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values, dtype=kind.to_pandas_dtype())
+    validity, nulls = None, 0
+    if missing is not None and missing.any():
+        validity, nulls = pa.py_buffer(np.packbits(~missing, bitorder="little")), int(missing.sum())
+    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+
+
+def _arrow_ints(values: np.ndarray) -> "pa.Array":
+    """A float column of whole numbers as int64, NaN as null."""
+    import pyarrow as pa
+
+    missing = np.isnan(values)
+    return _arrow(np.where(missing, 0, values).astype(np.int64), pa.int64(), missing)
+
+
+def _arrow_nulls(n: int, kind: "pa.DataType") -> "pa.Array":
+    return _arrow(np.zeros(n, dtype=kind.to_pandas_dtype()), kind, np.ones(n, dtype=bool))
+
+
+def _arrow_strings(words: list[str] | tuple[str, ...]) -> "pa.Array":
+    import pyarrow as pa
+
+    encoded = [w.encode() for w in words]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
 @dataclass
@@ -268,20 +308,18 @@ class Assembler:
         rows = np.flatnonzero(prep.metric >= 0)
         if self.fmt.dedupe and len(rows) > 1:
             rows = rows[~self._copies(prep, step, segment, rows)]
-        step_r = np.round(step[rows])
-        rank = prep.rank[rows] if prep.rank is not None else np.full(len(rows), _NAN)
-        return pa.table({
-            "step": pa.array(np.nan_to_num(step_r).astype(np.int64), pa.int64(), mask=np.isnan(step_r)),
-            "metric": pa.DictionaryArray.from_arrays(pa.array(prep.metric[rows], pa.int32()),
-                                                     pa.array(prep.names, pa.string())),
-            "value": pa.array(prep.value[rows], pa.float64()),
-            "phase": pa.DictionaryArray.from_arrays(pa.array(prep.phase[rows]),
-                                                    pa.array(PHASES, pa.string())),
-            "segment": pa.array(segment[rows], pa.int64()),
-            "rank": pa.array(np.nan_to_num(rank).astype(np.int64), pa.int64(), mask=np.isnan(rank)),
-            "epoch": pa.array(prep.epoch[rows], pa.float64(), mask=np.isnan(prep.epoch[rows])),
-            "line": pa.array(self.line0 + prep.line[rows], pa.int64()),
-        })
+        epoch = prep.epoch[rows]
+        columns = [
+            _arrow_ints(np.round(step[rows])),
+            pa.DictionaryArray.from_arrays(_arrow(prep.metric[rows], pa.int32()), _arrow_strings(prep.names)),
+            _arrow(prep.value[rows], pa.float64()),
+            pa.DictionaryArray.from_arrays(_arrow(prep.phase[rows], pa.int8()), _arrow_strings(PHASES)),
+            _arrow(segment[rows], pa.int64()),
+            _arrow_ints(prep.rank[rows]) if prep.rank is not None else _arrow_nulls(len(rows), pa.int64()),
+            _arrow(epoch, pa.float64(), np.isnan(epoch)),
+            _arrow(self.line0 + prep.line[rows], pa.int64()),
+        ]
+        return pa.Table.from_arrays(columns, names=list(COLUMNS))
 
     @staticmethod
     def _copies(prep: Prepared, step: np.ndarray, segment: np.ndarray, rows: np.ndarray) -> np.ndarray:
