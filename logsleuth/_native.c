@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -268,6 +269,143 @@ static PyObject *caffe_output(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ---- Hugging Face Trainer dict lines and tqdm bars (parsers/hf_trainer.py, scan.py) ---- */
+
+static int is_key_char(char c) { return is_word(c) || c == '/' || c == '.' || c == '-'; }
+
+static const char *const DICT_KEYS[] = {"loss", "eval_", "train_", "grad_norm", "learning_rate", "epoch", "test_"};
+
+/* Length of the match of \{('(?:loss|eval_|...)[^}\r\n]*)\} at p, or 0. */
+static Py_ssize_t match_dict(const char *s, Py_ssize_t p, Py_ssize_t n) {
+    Py_ssize_t i = p + 2, k;
+    int known = 0;
+    for (size_t d = 0; d < sizeof DICT_KEYS / sizeof *DICT_KEYS && !known; d++) {
+        Py_ssize_t len = (Py_ssize_t)strlen(DICT_KEYS[d]);
+        known = i + len <= n && memcmp(s + i, DICT_KEYS[d], len) == 0;
+    }
+    if (!known) return 0;
+    for (k = i; k < n && s[k] != '}' && s[k] != '\r' && s[k] != '\n'; k++) {}
+    return k < n && s[k] == '}' ? k + 1 - p : 0;
+}
+
+/* \{('(?:loss|eval_|train_|grad_norm|learning_rate|epoch|test_)[^}\r\n]*)\} (finditer) and,
+ * inside each, the items '([\w/.\-]+)': (VAL) (findall)
+ * -> (dict pos int64, item's dict int32, item's key id int32, keys (list of bytes),
+ *     value float64, value is all digits int8, fallback int64 triples) */
+static PyObject *hf_dicts(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const char *s = view.buf;
+    Py_ssize_t n = view.len, at = 0, items = 0;
+    int dicts = 0, failed = 0;
+    Buf pos = {0}, owner = {0}, key = {0}, values = {0}, digits = {0}, fallback = {0};
+    Table keys = {{0}, 0};
+    while (!failed && (at = find(s, n, at, "{'", 2)) >= 0) {
+        Py_ssize_t p = at, len = match_dict(s, p, n);
+        if (!len) { at = p + 1; continue; }
+        Py_ssize_t end = p + len - 1, i = p + 1;  /* the payload is s[p+1:end] */
+        long long p64 = p;
+        if (buf_put(&pos, &p64, sizeof p64) < 0) { failed = 1; break; }
+        while (i < end) {
+            const char *q = memchr(s + i, '\'', end - i);
+            if (!q) break;
+            i = q - s;
+            Py_ssize_t k = i + 1;
+            while (k < end && is_key_char(s[k])) k++;
+            Py_ssize_t vb;
+            if (k == i + 1 || !(k + 3 <= end && s[k] == '\'' && s[k + 1] == ':' && s[k + 2] == ' ') ||
+                (vb = match_val(s, k + 3, end)) < 0) {
+                i++;
+                continue;
+            }
+            Py_ssize_t va = k + 3;
+            int id;
+            signed char all_digits = 1;
+            for (Py_ssize_t d = va; d < vb; d++) all_digits &= is_digit(s[d]);
+            if (table_id(&keys, s, i + 1, k, &id) < 0 || buf_put(&owner, &dicts, sizeof dicts) < 0 ||
+                buf_put(&key, &id, sizeof id) < 0 || buf_put(&digits, &all_digits, 1) < 0 ||
+                put_value(&values, &fallback, s, va, vb, items) < 0) {
+                failed = 1;
+                break;
+            }
+            items++;
+            i = vb;
+        }
+        dicts++;
+        at = p + len;
+    }
+    PyObject *out = NULL;
+    if (!failed) {
+        PyObject *key_list = table_list(&keys, s);
+        if (key_list) {
+            out = Py_BuildValue("(NNNNNNN)", buf_bytes(&pos), buf_bytes(&owner), buf_bytes(&key), key_list,
+                                buf_bytes(&values), buf_bytes(&digits), buf_bytes(&fallback));
+        } else {
+            failed = 1;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (failed) {
+        PyMem_Free(pos.data); PyMem_Free(owner.data); PyMem_Free(key.data); PyMem_Free(values.data);
+        PyMem_Free(digits.data); PyMem_Free(fallback.data); PyMem_Free(keys.spans.data);
+    }
+    return out;
+}
+
+/* re.compile(rb"(\d+)/(\d+) \[[\d:]+<").search(s, from, endpos): the first match, or -1. */
+static Py_ssize_t search_bar(const char *s, Py_ssize_t from, Py_ssize_t endpos, double *count, double *total) {
+    for (Py_ssize_t st = from; st < endpos; st++) {
+        Py_ssize_t a = digits_end(s, st, endpos);
+        if (a == st || a >= endpos || s[a] != '/') continue;
+        Py_ssize_t b = digits_end(s, a + 1, endpos);
+        if (b == a + 1 || b + 2 > endpos || s[b] != ' ' || s[b + 1] != '[') continue;
+        Py_ssize_t c = b + 2;
+        while (c < endpos && (is_digit(s[c]) || s[c] == ':')) c++;
+        if (c == b + 2 || c >= endpos || s[c] != '<') continue;
+        *count = 0, *total = 0;
+        for (Py_ssize_t d = st; d < a; d++) *count = *count * 10 + (s[d] - '0');
+        for (Py_ssize_t d = a + 1; d < b; d++) *total = *total * 10 + (s[d] - '0');
+        return c + 1 == endpos ? st : -1;  /* the bar must end at the '<' searched from */
+    }
+    return -1;
+}
+
+/* last_bars(chunk, lo int64, hi int64, lookback) -> (pos int64, count, total float64): for
+ * each (lo, hi), the last tqdm bar update "N/T [..<" in chunk[lo:hi] whose '<' is within
+ * lookback bytes of hi (pos -1: none); scan.py's _last_bar, for many records at once. */
+static PyObject *last_bars(PyObject *self, PyObject *args) {
+    Py_buffer view, lo_view, hi_view;
+    Py_ssize_t lookback;
+    if (!PyArg_ParseTuple(args, "y*y*y*n", &view, &lo_view, &hi_view, &lookback)) return NULL;
+    const char *s = view.buf;
+    const long long *lo = lo_view.buf, *hi = hi_view.buf;
+    Py_ssize_t rows = hi_view.len / (Py_ssize_t)sizeof(long long);
+    PyObject *out = NULL;
+    Buf pos = {0}, counts = {0}, totals = {0};
+    int failed = lo_view.len != hi_view.len;
+    if (failed) PyErr_SetString(PyExc_ValueError, "lo and hi differ in length");
+    for (Py_ssize_t r = 0; !failed && r < rows; r++) {
+        Py_ssize_t low = lo[r], high = hi[r] < view.len ? hi[r] : view.len;
+        Py_ssize_t floor = low > high - lookback ? low : high - lookback;
+        long long found = -1;
+        double count = 0, total = 0;
+        if (floor < 0) floor = 0;
+        for (Py_ssize_t q = high - 1; q >= floor && q >= low; q--) {
+            if (s[q] != '<') continue;
+            Py_ssize_t st = search_bar(s, q - 40 > low ? q - 40 : low, q + 1, &count, &total);
+            if (st >= 0) { found = st; break; }
+        }
+        if (buf_put(&pos, &found, sizeof found) < 0 || buf_put(&counts, &count, sizeof count) < 0 ||
+            buf_put(&totals, &total, sizeof total) < 0) failed = 1;
+    }
+    if (!failed) out = Py_BuildValue("(NNN)", buf_bytes(&pos), buf_bytes(&counts), buf_bytes(&totals));
+    else { PyMem_Free(pos.data); PyMem_Free(counts.data); PyMem_Free(totals.data); }
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&lo_view);
+    PyBuffer_Release(&hi_view);
+    return out;
+}
+
 /* ---- CSV rows (logsleuth/output.py) ------------------------------------------------
  *
  * What pyarrow.csv.write_csv writes for the series' columns, about four times faster:
@@ -277,8 +415,10 @@ static PyObject *caffe_output(PyObject *self, PyObject *args) {
  * output against pyarrow's on every golden and on random doubles.
  */
 
-static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+/* exact in a long double with a 64-bit mantissa (up to 1e27) */
+static const long double POW10L[] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L, 1e10L,
+                                     1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+                                     1e21L, 1e22L, 1e23L, 1e24L};
 
 static const char PAIRS[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
@@ -305,27 +445,70 @@ static int put_u64(char *out, unsigned long long n) {
     return 24 - at;
 }
 
+/* The nearest decimal of p significant digits to a (E: a's decimal exponent; half: half
+ * the gap between a and its neighbouring doubles), as an integer r < 10^p, in long
+ * double: for a in [1e-7, 1e15) and p <= 17 the integers and the limit are exact, and
+ * a*10^n is one rounding off (at most x * 2^-64). *reads_back says whether r*10^(E+1-p)
+ * lies within half a gap of a. Returns 0, or -1 when a comparison is too close to call. */
+static int nearest_decimal(double a, double half, int E, int p, unsigned long long *r_out, int *reads_back) {
+    int n = p - 1 - E;
+    long double x = (long double)a * POW10L[n], margin = x * 2.168404344971008868e-19L; /* 2^-62 */
+    unsigned long long r = (unsigned long long)(long long)(x + 0.5L);  /* < 1e17 */
+    long double d = fabsl((long double)r - x), limit = (long double)half * POW10L[n];
+    if (fabsl(d - 0.5L) < margin || fabsl(d - limit) < margin || (long double)r >= POW10L[p]) return -1;
+    *r_out = r;
+    *reads_back = d < limit;
+    return 0;
+}
+
 /* Shortest round-trip digits of a finite a > 0, and the decimal point position: a equals
  * 0.DIGITS x 10^point. Returns the digit count, or -1 on failure.
  *
- * Fast path: the fewest decimals k for which the nearest integer r to a*10^k satisfies
- * r / 10^k == a (division by an exact power of ten rounds correctly, so the decimal
- * r*10^-k reads back as a). With r below 1e15 the candidates are more than four ulps apart,
- * so at most one reads back: it is the shortest, and the one dtoa would choose. Otherwise
- * CPython's repr (David Gay's dtoa) gives the digits. */
+ * 1. Few decimals (most logged values): the fewest decimals k <= 8 for which the nearest
+ *    integer r to a*10^k (below 1e15) satisfies r / 10^k == a exactly (the division rounds
+ *    correctly, so the decimal r*10^-k reads back as a; such candidates lie more than
+ *    four ulps apart, so it is the only one, and the shortest).
+ * 2. For a in [1e-7, 1e15), not a power of two (whose gaps to the neighbouring doubles
+ *    differ), in long double: the nearest 15-digit decimal, if it reads back, is the
+ *    shortest padded with zeros (at most one 15-digit decimal reads back); else the nearest
+ *    16-digit one if it reads back, else the nearest 17-digit one -- the closest of the
+ *    shortest, which is what dtoa (and pyarrow) choose.
+ * 3. Otherwise, or where a comparison is too close to call, CPython's repr (dtoa). */
 static int shortest(double a, char *digits, int *point) {
-    for (int k = 0; k <= 17; k++) {
-        double x = a * POW10[k];
+    static const double scale[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    for (int k = 0; k <= 8; k++) {
+        double x = a * scale[k];
         if (x >= 1e15) break;
         double r = nearbyint(x);
         /* cheap test first: x is within a few ulps of an integer only if a has <= k decimals */
-        if (r > 0 && fabs(x - r) <= x * 1e-15 && r / POW10[k] == a) {
+        if (r > 0 && fabs(x - r) <= x * 1e-15 && r / scale[k] == a) {
             int len = put_u64(digits, (unsigned long long)r);
             *point = len - k;
             while (len > 1 && digits[len - 1] == '0') len--;  /* only when k == 0 */
             return len;
         }
     }
+#if LDBL_MANT_DIG >= 64
+    unsigned long long bits;
+    memcpy(&bits, &a, sizeof bits);
+    if (a >= 1e-7 && a < 1e15 && (bits & 0xfffffffffffffULL)) {
+        int e2 = (int)((bits >> 52) & 0x7ff) - 1023;  /* a in [2^e2, 2^(e2+1)) */
+        double half = ldexp(1.0, e2 - 53);
+        int E = (int)floor(e2 * 0.30102999566398120);  /* floor(log10(a)), or one less */
+        if ((long double)a * POW10L[14 - E] >= 1e15L) E++;
+        for (int p = 15; p <= 17 && E >= -7 && E <= 14; p++) {
+            unsigned long long r;
+            int reads_back;
+            if (nearest_decimal(a, half, E, p, &r, &reads_back) < 0) break;
+            if (reads_back) {
+                int len = put_u64(digits, r);
+                *point = E + 1;
+                while (len > 1 && digits[len - 1] == '0') len--;
+                return len;
+            }
+        }
+    }
+#endif
     char *text = PyOS_double_to_string(a, 'r', 0, 0, NULL);
     if (!text) return -1;
     int len = 0, intpart = -1, exp10 = 0, lead = 0;
@@ -492,6 +675,8 @@ done:
 static PyMethodDef methods[] = {
     {"caffe_iteration", caffe_iteration, METH_O, "Caffe `Iteration N ..., loss|lr = X` / `Testing net` lines."},
     {"caffe_output", caffe_output, METH_VARARGS, "Caffe `Train|Test net output #k: name = X` lines."},
+    {"hf_dicts", hf_dicts, METH_O, "Hugging Face Trainer `{'loss': X, ...}` dict lines and their items."},
+    {"last_bars", last_bars, METH_VARARGS, "The last tqdm bar update before each of many positions."},
     {"csv_rows", csv_rows, METH_VARARGS, "The series' rows as CSV text, as pyarrow.csv writes them."},
     {NULL, NULL, 0, NULL},
 };

@@ -9,14 +9,12 @@ Face Trainer dicts, DeepSpeed overflow messages glued to a bar).
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-
 import ahocorasick_rs
 import numpy as np
 
 from .parsers import COMMON_RULES
-from .parsers._base import Batch, Format, Rule
-from .parsers._columns import ColumnRule, extract
+from .parsers._base import BAR, Batch, Columns, Format
+from .parsers._columns import NATIVE, ColumnRule, extract
 
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
@@ -82,7 +80,7 @@ def scan_chunk(fmt: Format, chunk: bytes) -> Batch:
             found = extract(rule, chunk)
             if found is not None:
                 pos, step, codes, names, values, bad, hparams = found
-                out.arrays.append((pos, step, codes, names, values, rule.phase))
+                out.arrays.append(Columns(pos, step, codes, names, values, rule.phase))
                 out.unparsed += bad
                 out.hparams += hparams
     if fmt.bar_steps or out.events:
@@ -101,6 +99,16 @@ def _last_bar(chunk: bytes, lo: int, hi: int) -> tuple[int, int, int] | None:
     return None
 
 
+def _last_bars(chunk: bytes, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_last_bar` for many ranges: (positions, -1 where none; counts; totals)."""
+    if NATIVE is not None:
+        pos_b, count_b, total_b = NATIVE.last_bars(chunk, lo.astype(np.int64), hi.astype(np.int64), _BAR_LOOKBACK)
+        return np.frombuffer(pos_b, np.int64), np.frombuffer(count_b, np.float64), np.frombuffer(total_b, np.float64)
+    found = [_last_bar(chunk, a, b) or (-1, 0, 0) for a, b in zip(lo.tolist(), hi.tolist())]
+    pos, count, total = zip(*found) if found else ((), (), ())
+    return np.array(pos, np.int64), np.array(count, np.float64), np.array(total, np.float64)
+
+
 def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     """Give step-less records/events the count of the progress bar printed just before them.
 
@@ -108,21 +116,24 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     Only bars between the previous record and this one are considered, so a bar never
     overrides a step printed on a later line.
     """
-    stepless = [e[0] for e in out.events if e[1] is None]
+    stepless = [np.array([e[0] for e in out.events if e[1] is None], np.int64)]
+    known = [np.array(out.pos, np.int64)] + [part.pos for part in out.arrays]
     if records_too:
-        stepless += [p for p, s, m in zip(out.pos, out.step, out.metric) if s is None and m is not None]
-    if not stepless:
+        stepless.append(np.array([p for p, s, m in zip(out.pos, out.step, out.metric) if s is None and m is not None],
+                                 np.int64))
+        stepless += [part.pos[np.isnan(part.step) & (part.codes != -1)] for part in out.arrays]
+    want = np.unique(np.concatenate(stepless))
+    if not len(want):
         return
-    known = sorted(out.pos)
-    seen: set[int] = set()
-    for pos in sorted(set(stepless)):
-        i = bisect_left(known, pos)
-        lo = known[i - 1] + 1 if i else 0
-        bar = _last_bar(chunk, lo, pos)
-        if bar and bar[0] not in seen:
-            seen.add(bar[0])
-            out.add(bar[0], bar[1], None, None, "bar", None, None, bar[2])
-
+    records = np.concatenate(([-1], np.unique(np.concatenate(known))))  # -1: "before the chunk"
+    lo = records[np.searchsorted(records, want) - 1] + 1
+    pos, count, total = _last_bars(chunk, lo, want)
+    found = np.flatnonzero(pos >= 0)
+    found = found[np.unique(pos[found], return_index=True)[1]]  # a bar counts once
+    if len(found):
+        n = len(found)
+        out.arrays.append(Columns(pos[found], count[found], np.full(n, -1, np.int32), [], np.full(n, np.nan),
+                                  np.full(n, BAR, np.int8), None, total[found]))
 
 def _rank_prefix_rx(chunk: bytes) -> "re.Pattern[bytes] | None":
     """Which rank-prefix style the chunk uses: ``[rank3]:`` / ``[default3]:`` (torchrun),

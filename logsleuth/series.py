@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .parsers._base import Batch, Format, line_at
+from .parsers._base import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, line_at
 from .parsers._columns import factorize
 from .parsers._grammar import to_floats
 from .scan import ranks_of
@@ -41,10 +41,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 MAX_TEXTS = 20_000
-PHASES = ("train", "eval")
-#: phase codes of prepared records; a bar (a tqdm update) is a marker, never a row
-TRAIN, EVAL, BAR = 0, 1, 2
-PHASE_CODES = {"train": TRAIN, "eval": EVAL, "bar": BAR}
+PHASES = ("train", "eval")  # the names of the row phase codes TRAIN, EVAL
 _DEDUP_LINES = 4
 _NAN = math.nan
 #: events that end an attempt: a restart message after one starts a new segment
@@ -152,14 +149,17 @@ def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[str], lis
             "value": [value], "phase": [phase], "epoch": [_floats(batch.epoch)],
             "it": [_floats(batch.it)], "total": [_floats(batch.total)]}
     index = {name: i for i, name in enumerate(names)}
-    for pos, step, codes, part_names, vals, part_phase in batch.arrays:
-        n = len(pos)
+    for part in batch.arrays:
+        n = len(part.pos)
         blank = np.full(n, _NAN)
-        # the part's codes into the merged names; the -1 appended last keeps markers -1
-        remap = np.array([index.setdefault(name, len(index)) for name in part_names] + [-1], dtype=np.int32)
-        for key, column in (("pos", pos), ("step", step), ("metric", remap[codes]), ("value", vals),
-                            ("phase", np.full(n, PHASE_CODES[part_phase], np.int8)), ("epoch", blank),
-                            ("it", blank), ("total", blank)):
+        # the part's codes into the merged names; the two -1 appended keep markers and
+        # unreadable records (codes -1, -2) out of the rows
+        remap = np.array([index.setdefault(name, len(index)) for name in part.names] + [-1, -1], dtype=np.int32)
+        phase = np.full(n, PHASE_CODES[part.phase], np.int8) if isinstance(part.phase, str) else part.phase
+        for key, column in (("pos", part.pos), ("step", part.step), ("metric", remap[part.codes]),
+                            ("value", part.value), ("phase", phase),
+                            ("epoch", blank if part.epoch is None else part.epoch), ("it", blank),
+                            ("total", blank if part.total is None else part.total)):
             cols[key].append(column)
     merged = {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}
     return merged, list(index), bad_pos

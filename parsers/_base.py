@@ -15,10 +15,36 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
+
+import numpy as np
 
 from ._columns import ColumnRule
 from ._grammar import KEY, NUM, VAL, snake
+
+#: phase codes of records held as arrays; a bar (a tqdm update) is a marker, never a row
+TRAIN, EVAL, BAR = 0, 1, 2
+PHASE_CODES = {"train": TRAIN, "eval": EVAL, "bar": BAR}
+
+
+#: metric code of a record whose value is not a number: no row, but still a record (a
+#: bar before it gives its step), as when a handler adds it and ``prepare`` drops it
+UNREADABLE = -2
+
+
+class Columns(NamedTuple):
+    """Records found by compiled or column-wise rules, as numpy arrays. A row's metric is
+    ``names[codes[i]]``; code -1 marks a marker (or a value a column rule could not read),
+    :data:`UNREADABLE` a record that is no row."""
+
+    pos: np.ndarray  # int64
+    step: np.ndarray  # float64, NaN where the line prints none
+    codes: np.ndarray  # int32
+    names: list
+    value: np.ndarray  # float64
+    phase: "str | np.ndarray"  # one phase for every row, or int8 codes per row
+    epoch: "np.ndarray | None" = None
+    total: "np.ndarray | None" = None  # a bar's total
 
 
 
@@ -40,9 +66,8 @@ class Batch:
         self.epoch: list[float | None] = []
         self.it: list[int | None] = []
         self.total: list[int | None] = []
-        #: column rules' output as numpy arrays: (pos, step, metric codes, metric names,
-        #: value (float), phase); a row's metric is names[code], code -1 a marker
-        self.arrays: list[tuple] = []
+        #: records found column-wise (column rules, compiled rules, bars)
+        self.arrays: list[Columns] = []
         self.events: list[tuple] = []  # (pos, step, kind, fields)
         self.hparams: list[tuple] = []  # (pos, key, value)
         self.unparsed: list[int] = []  # positions of metric-looking lines we could not read
@@ -137,6 +162,9 @@ class Rule:
     pattern: str
     handler: Handler
     flags: int = 0
+    #: the same rule compiled (``logsleuth._native``): called with (chunk, batch) instead
+    #: of ``handler`` when the extension is built; returns False to leave it to ``handler``
+    native: Callable[[bytes, Batch], bool] | None = None
     rx: "re.Pattern[bytes]" = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,7 +180,8 @@ class Rule:
 
     def run(self, chunk: bytes, out: Batch) -> None:
         """Run the rule, the caller having checked that its anchor occurs."""
-        self.handler(self.rx.finditer(chunk), out)
+        if self.native is None or not self.native(chunk, out):
+            self.handler(self.rx.finditer(chunk), out)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, phase_of
-from ._grammar import VAL
+import numpy as np
+
+from ._base import PHASE_CODES, TRAIN, UNREADABLE, Batch, Columns, Format, Rule, canonical, phase_of
+from ._columns import NATIVE
+from ._grammar import VAL, to_floats
 
 _ITEM = re.compile(rb"'([\w/.\-]+)': (" + VAL.encode() + rb")")
 _BLOCK_ITEM = re.compile(rb"(?m)^[ \t]+([\w/.\-]+)\s+=\s+(" + VAL.encode() + rb")[ \t\r]*$")
@@ -29,7 +32,7 @@ def _pairs(payload: bytes, regex: re.Pattern[bytes]) -> tuple[float | None, int 
     for key, value in regex.findall(payload):
         name = canonical(key, ALIASES)
         if name == "epoch":
-            epoch = float(value)
+            epoch = to_floats([value])[0][0]  # NaN when it is no number
         elif name == "step" and value.isdigit():
             step = int(value)
         elif name not in _SKIP:
@@ -58,6 +61,48 @@ def _dict_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     out.extend(pos, steps, names, values, phases, epochs)
 
 
+#: what each key of a dict is: a metric, or the record's epoch or step, or bookkeeping
+_METRIC, _EPOCH, _STEP, _SKIPPED = 0, 1, 2, 3
+
+
+def _key_role(name: str) -> int:
+    return _EPOCH if name == "epoch" else _STEP if name == "step" else _SKIPPED if name in _SKIP else _METRIC
+
+
+def _dict_line_native(chunk: bytes, out: Batch) -> bool:
+    """:func:`_dict_line` with the compiled scanner (``logsleuth._native.hf_dicts``): the
+    same records, as arrays. Per dict, the last epoch and the last all-digit step win."""
+    if NATIVE is None:
+        return False
+    pos_b, owner_b, key_b, keys, value_b, digits_b, fallback_b = NATIVE.hf_dicts(chunk)
+    starts = np.frombuffer(pos_b, np.int64)
+    owner = np.frombuffer(owner_b, np.int32)
+    values = np.frombuffer(value_b, np.float64).copy()
+    fallback = np.frombuffer(fallback_b, np.int64).reshape(-1, 3)
+    readable = np.ones(len(values), dtype=bool)
+    if len(fallback):  # nan/inf spellings and other tokens float() must judge
+        converted, bad = to_floats([chunk[a:b] for _, a, b in fallback.tolist()])
+        values[fallback[:, 0]] = converted
+        readable[fallback[bad, 0]] = False
+    names = [canonical(k, ALIASES) for k in keys]
+    role = np.array([_key_role(n) for n in names], np.int8)[np.frombuffer(key_b, np.int32)]
+    role[(role == _STEP) & (np.frombuffer(digits_b, np.int8) == 0)] = _SKIPPED  # as _pairs: a step is digits
+    epoch = np.full(len(starts), np.nan)
+    is_epoch = role == _EPOCH
+    epoch[owner[is_epoch]] = values[is_epoch]
+    step = np.full(len(starts), np.nan)
+    is_step = role == _STEP
+    step[owner[is_step]] = values[is_step]
+    rows = np.flatnonzero(role == _METRIC)
+    codes = np.frombuffer(key_b, np.int32)[rows].copy()
+    out.unparsed += starts[owner[rows[~readable[rows]]]].tolist()
+    codes[~readable[rows]] = UNREADABLE  # not a number: not a row (counted above)
+    phases = np.array([PHASE_CODES[phase_of(n)] for n in names] + [TRAIN, TRAIN], np.int8)[codes]
+    out.arrays.append(Columns(starts[owner[rows]], step[owner[rows]], codes, names, values[rows], phases,
+                              epoch[owner[rows]]))
+    return True
+
+
 def _metrics_block(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, _, pairs = _pairs(m.group(1), _BLOCK_ITEM)
@@ -77,7 +122,8 @@ FORMAT = Format(
     sniff=(r"\{'loss': ", r"'learning_rate': ", r"\{'eval_loss': ", r"'grad_norm': ", r"\*\*\*\*\* (?:train|eval) metrics",
            r"\*\*\*\*\* Running training \*\*\*\*\*"),
     rules=(
-        Rule("dict", b"{'", r"\{('(?:loss|eval_|train_|grad_norm|learning_rate|epoch|test_)[^}\r\n]*)\}", _dict_line),
+        Rule("dict", b"{'", r"\{('(?:loss|eval_|train_|grad_norm|learning_rate|epoch|test_)[^}\r\n]*)\}", _dict_line,
+             native=_dict_line_native),
         Rule("metrics-block", b"***** ", r"\*\*\*\*\* (?:train|eval|test) metrics \*\*\*\*\*\r?\n((?:[ \t]+[\w/.\-]+\s+=[^\r\n]*\r?\n?)*)",
              _metrics_block),
     ),

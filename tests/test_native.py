@@ -12,7 +12,7 @@ from logsleuth.io import open_log
 from logsleuth.parsers import builtin_formats
 from logsleuth.parsers._columns import NATIVE, ColumnRule, extract_native, extract_regex
 
-from .conftest import REAL_LOGS
+from .conftest import FIXTURES, REAL_LOGS
 
 pytestmark = pytest.mark.skipif(NATIVE is None, reason="the C extension is not built")
 NATIVE_RULES = [r for f in builtin_formats() for r in f.rules if isinstance(r, ColumnRule) and r.native]
@@ -100,3 +100,134 @@ def test_without_the_extension_the_regex_rules_give_the_same_series(monkeypatch)
     monkeypatch.setattr(_columns, "NATIVE", None)
     fallback = logsleuth.read_log(path).frame
     assert native.equals(fallback) and len(native)
+
+
+# ---- Hugging Face dict lines and tqdm bars -------------------------------------------
+
+
+def _without_native(monkeypatch):
+    """A context in which every compiled path is off (the regex and Python handlers run)."""
+    from logsleuth import scan
+    from logsleuth.parsers import hf_trainer
+
+    ctx = monkeypatch.context()
+    m = ctx.__enter__()
+    for module in (_columns_module(), scan, hf_trainer):
+        m.setattr(module, "NATIVE", None)
+    return ctx
+
+
+def _columns_module():
+    from logsleuth.parsers import _columns
+
+    return _columns
+
+
+def _read_both(monkeypatch, data: bytes, fmt: str | None = None):
+    import io
+
+    import logsleuth
+
+    native = logsleuth.read_log(io.BytesIO(data), format=fmt)
+    ctx = _without_native(monkeypatch)
+    try:
+        fallback = logsleuth.read_log(io.BytesIO(data), format=fmt)
+    finally:
+        ctx.__exit__(None, None, None)
+    return native, fallback
+
+
+def _same_series(a, b) -> bool:
+    return (a.frame.astype({"metric": str}).equals(b.frame.astype({"metric": str})) and a.events == b.events
+            and a.unparsed == b.unparsed and a.unparsed_examples == b.unparsed_examples and a.hparams == b.hparams)
+
+
+HF_LIKE = sorted([*REAL_LOGS.glob("hf_*.log"), *REAL_LOGS.glob("deepspeed_*.log"),
+                  *FIXTURES.glob("hf_trainer/*.log"), *FIXTURES.glob("deepspeed/*.log")])
+
+
+@pytest.mark.parametrize("path", HF_LIKE, ids=lambda p: p.name)
+def test_hf_dicts_and_bars_give_the_series_of_the_python_rules(monkeypatch, path) -> None:
+    native, fallback = _read_both(monkeypatch, path.read_bytes())
+    assert len(native.frame) and _same_series(native, fallback)
+
+
+def test_hf_tricky_dicts(monkeypatch) -> None:
+    bar = "  5%|▌         | {n}/200 [00:0{n}<00:30,  6.1it/s]"
+    lines = [
+        bar.format(n=1) + "\r" + bar.format(n=2), "{'loss': 0.5, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.1}",
+        bar.format(n=3), "{'loss': abc, 'epoch': 0.2}", "{'loss': 1.0, 'step': 7, 'epoch': x}",
+        "{'loss': 2.0, 'step': 7.5}", "{'eval_loss': inf, 'eval_runtime': 1.2, 'epoch': 0.3}",
+        "{'loss': 1.#QNAN, 'grad_norm': -nan, 'epoch': 0.4, 'epoch': 0.5}", "{'loss': 3 'x': 1}",
+        "{'train_runtime': 12.0, 'train_loss': 0.7, 'epoch': 1.0}", "{'loss':0.5}", "{'loss': 0.5",
+        "{'lossy/a.b-c': 1e-3, 'test_acc': 0.9}", bar.format(n=4) + "{'loss': 0.25, 'epoch': 0.6}",
+        "{'learning_rate': 1_0}", "x" * 50 + "0/5 [00:00<" + "{'loss': 9.0}",
+    ]
+    native, fallback = _read_both(monkeypatch, ("\n".join(lines) + "\n").encode("utf-8"), "hf_trainer")
+    assert len(native.frame) > 5 and native.unparsed and _same_series(native, fallback)
+
+
+def test_random_mutations_of_hf_logs(monkeypatch) -> None:
+    rnd = random.Random(11)
+    base = (FIXTURES / "hf_trainer" / "bars_eval_hidden_nan.log").read_bytes()
+    alphabet = b"{}':, ./-_\r\n0123456789naelossgrd[]<%|"
+    for _ in range(150):
+        data = bytearray(base)
+        for _ in range(rnd.randint(1, 30)):
+            i = rnd.randrange(len(data))
+            data[i:i + rnd.randint(0, 3)] = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 3)))
+        native, fallback = _read_both(monkeypatch, bytes(data), "hf_trainer")
+        assert _same_series(native, fallback), bytes(data)[:300]
+
+
+# ---- CSV rows ------------------------------------------------------------------------
+
+
+def _arrow_csv(table, quoted: bool) -> bytes:
+    import io
+
+    import pyarrow.csv as pacsv
+
+    out = io.BytesIO()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="needed" if quoted else "none"))
+    return out.getvalue()
+
+
+def test_csv_rows_write_doubles_as_pyarrow_does() -> None:
+    import pyarrow as pa
+
+    from logsleuth.output import _native_specs
+
+    rng = np.random.default_rng(3)
+    n = 100_000
+    raw_bits = rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64)
+    printed = np.array([float(f"{x:.{int(p)}g}") for p, x in
+                        zip(rng.integers(1, 18, n), rng.standard_normal(n) * 10.0 ** rng.integers(-12, 24, n).astype(float))])
+    edges = np.array([0.0, -0.0, 1e-7, 1e-6, 9.99999e-7, 1e9, 999999999.0, 1e10, 1e15, 1e16, 1e17, 5e-324,
+                      2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1 / 3, 100.0, 123456789012345.0,
+                      1234567890123456.0, 0.30000000000000004, math.nan, math.inf, -math.inf, 4.35, 0.00012345])
+    long_digits = 10.0 ** rng.uniform(-7.5, 15.5, n)  # mostly 16 and 17 significant digits
+    powers = np.array([f(10.0 ** k) for k in range(-12, 23) for f in (float, lambda x: np.nextafter(x, 0),
+                                                                        lambda x: np.nextafter(x, math.inf))])
+    for values in (raw_bits, printed, edges, long_digits, powers, 2.0 ** np.arange(-30, 60)):
+        mask = rng.random(len(values)) < 0.1
+        table = pa.table({"v": pa.array(values), "i": pa.array(rng.integers(-2**63, 2**63 - 1, len(values))),
+                          "e": pa.array(values, mask=mask)})
+        assert NATIVE.csv_rows(_native_specs(table, False), table.num_rows, b"") == _arrow_csv(table, False)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*/*.log")), ids=lambda p: p.parent.name + "/" + p.name)
+def test_csv_rows_write_every_golden_as_pyarrow_does(path) -> None:
+    import pyarrow as pa
+
+    import logsleuth
+    from logsleuth.api import start_parse
+    from logsleuth.output import _native_specs, _quoted, with_source
+
+    job = start_parse(str(path))
+    for table in job.frames():
+        assert NATIVE.csv_rows(_native_specs(table, False), table.num_rows, b"") == _arrow_csv(table, False)
+        source = f'dir,with "quotes"/{path.name}'
+        expected = _arrow_csv(with_source(table, source), True)
+        assert NATIVE.csv_rows(_native_specs(table, True), table.num_rows, b"," + _quoted(source.encode())) == expected
+    assert logsleuth and pa
