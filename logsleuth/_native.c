@@ -300,8 +300,10 @@ static PyObject *hf_dicts(PyObject *self, PyObject *arg) {
     int dicts = 0, failed = 0;
     Buf pos = {0}, owner = {0}, key = {0}, values = {0}, digits = {0}, fallback = {0};
     Table keys = {{0}, 0};
-    while (!failed && (at = find(s, n, at, "{'", 2)) >= 0) {
-        Py_ssize_t p = at, len = match_dict(s, p, n);
+    while (!failed && at < n) {
+        const char *brace = memchr(s + at, '{', n - at);  /* rare outside dict lines: faster than memmem */
+        if (!brace) break;
+        Py_ssize_t p = brace - s, len = p + 1 < n && s[p + 1] == '\'' ? match_dict(s, p, n) : 0;
         if (!len) { at = p + 1; continue; }
         Py_ssize_t end = p + len - 1, i = p + 1;  /* the payload is s[p+1:end] */
         long long p64 = p;
@@ -404,6 +406,24 @@ static PyObject *last_bars(PyObject *self, PyObject *args) {
     PyBuffer_Release(&lo_view);
     PyBuffer_Release(&hi_view);
     return out;
+}
+
+/* ---- forward fill (logsleuth/series.py) ---------------------------------------------- */
+
+/* ffill(float64 buffer, carry): in place, each NaN takes the last number before it, and
+ * leading NaNs take carry. */
+static PyObject *ffill(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    double carry;
+    if (!PyArg_ParseTuple(args, "w*d", &view, &carry)) return NULL;
+    double *v = view.buf, last = carry;
+    Py_ssize_t n = view.len / (Py_ssize_t)sizeof(double);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (isnan(v[i])) v[i] = last;
+        else last = v[i];
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
 }
 
 /* ---- CSV rows (logsleuth/output.py) ------------------------------------------------
@@ -677,6 +697,7 @@ static PyMethodDef methods[] = {
     {"caffe_output", caffe_output, METH_VARARGS, "Caffe `Train|Test net output #k: name = X` lines."},
     {"hf_dicts", hf_dicts, METH_O, "Hugging Face Trainer `{'loss': X, ...}` dict lines and their items."},
     {"last_bars", last_bars, METH_VARARGS, "The last tqdm bar update before each of many positions."},
+    {"ffill", ffill, METH_VARARGS, "Forward-fill NaNs in a float64 buffer, in place."},
     {"csv_rows", csv_rows, METH_VARARGS, "The series' rows as CSV text, as pyarrow.csv writes them."},
     {NULL, NULL, 0, NULL},
 };

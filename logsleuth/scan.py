@@ -19,7 +19,11 @@ from .parsers._columns import NATIVE, ColumnRule, extract
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
 _LABEL_RX = re.compile(rb"(?m)^(\d{1,4}): ")
-_RANK_GATE = re.compile(rb"\[(?:rank|default|RANK )\d+\]")
+_RANK_ANYWHERE = re.compile(rb"\[(?:rank|default|RANK )\d+\]")
+#: their literal starts, found in one pass first (the regex alone stops at every '[', and a
+#: tqdm bar has one)
+_RANK_GATE = ahocorasick_rs.BytesAhoCorasick([b"[rank", b"[default", b"[RANK "],
+                                             matchkind=ahocorasick_rs.MatchKind.LeftmostFirst)
 _BAR_LOOKBACK = 4096
 
 
@@ -138,7 +142,7 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
 def _rank_prefix_rx(chunk: bytes) -> "re.Pattern[bytes] | None":
     """Which rank-prefix style the chunk uses: ``[rank3]:`` / ``[default3]:`` (torchrun),
     or ``3: `` (srun --label) when it starts most lines of the chunk's head."""
-    if _RANK_GATE.search(chunk) is not None:  # one literal-anchored pass
+    if _RANK_GATE.find_matches_as_indexes(chunk) and _RANK_ANYWHERE.search(chunk) is not None:
         return _RANK_RX
     head = chunk[:65536]
     if head[:1].isdigit() and len(_LABEL_RX.findall(head)) > 0.5 * max(1, head.count(b"\n")):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .parsers._base import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, line_at
-from .parsers._columns import factorize
+from .parsers._columns import NATIVE, factorize
 from .parsers._grammar import to_floats
 from .scan import ranks_of
 from .types import COLUMNS, NONFINITE_EVENTS, Event, Hparam
@@ -50,6 +50,10 @@ _ENDINGS = NONFINITE_EVENTS | {"traceback", "error", "oom"}
 
 def _ffill(values: np.ndarray, carry: float) -> np.ndarray:
     """Forward-fill NaNs in ``values``; leading NaNs take ``carry``. (May return ``values``.)"""
+    if NATIVE is not None:
+        filled = np.array(values, dtype=np.float64)  # a copy
+        NATIVE.ffill(filled, carry)
+        return filled
     known = ~np.isnan(values)
     if known.all():
         return values

@@ -231,3 +231,18 @@ def test_csv_rows_write_every_golden_as_pyarrow_does(path) -> None:
         expected = _arrow_csv(with_source(table, source), True)
         assert NATIVE.csv_rows(_native_specs(table, True), table.num_rows, b"," + _quoted(source.encode())) == expected
     assert logsleuth and pa
+
+
+def test_forward_fill_matches_numpy(monkeypatch) -> None:
+    from logsleuth import series
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(300):
+        values = rng.random(int(rng.integers(0, 40)))
+        values[rng.random(len(values)) < 0.6] = np.nan
+        cases.append((values, float(rng.choice([np.nan, 3.0]))))
+    compiled = [series._ffill(v, c) for v, c in cases]
+    monkeypatch.setattr(series, "NATIVE", None)
+    for (values, carry), got in zip(cases, compiled):
+        assert np.array_equal(got, series._ffill(values, carry), equal_nan=True)
