@@ -3,10 +3,14 @@
  * Each function does, over a whole chunk, what its regular expression does with
  * re.split, and returns columns as raw buffers (int64 / float64 / int8, read with
  * numpy.frombuffer) instead of one Python object per capture. Numbers are converted with
- * CPython's own parser (PyOS_string_to_double, what float() uses); a token that is not
- * plainly numeric (nan spellings, 1.#QNAN, underscores) is returned as a "fallback"
- * (row index, start, end) for the Python side to convert, so results are identical to
- * the regex path, which tests check on every golden and real log.
+ * strtod (correctly rounded, as float() is) only where it reads the whole token, which
+ * must be made of [0-9.eE+-]; any other token (nan spellings, 1.#QNAN, underscores) is
+ * returned as a "fallback" (row index, start, end) for the Python side to convert, so
+ * results are identical to the regex path, which tests check on every golden and real log.
+ *
+ * The loops run without the GIL (logsleuth/parallel.py scans chunks in threads): they
+ * touch no Python object, allocate with PyMem_Raw*, and report running out of memory
+ * once they hold the GIL again.
  *
  * VAL below is parsers/_grammar.VAL: [-+]?[\w.#]+(?:[-+]\d+)?(?:\(ind\))?
  */
@@ -26,8 +30,8 @@ static int buf_reserve(Buf *b, Py_ssize_t size) {
     if (b->len + size > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap * 2 : 4096;
         while (cap < b->len + size) cap *= 2;
-        char *grown = PyMem_Realloc(b->data, cap);
-        if (!grown) { PyErr_NoMemory(); return -1; }
+        char *grown = PyMem_RawRealloc(b->data, cap);
+        if (!grown) return -1;
         b->data = grown;
         b->cap = cap;
     }
@@ -43,9 +47,14 @@ static int buf_put(Buf *b, const void *item, Py_ssize_t size) {
 
 static PyObject *buf_bytes(Buf *b) {
     PyObject *out = PyBytes_FromStringAndSize(b->data ? b->data : "", b->len);
-    PyMem_Free(b->data);
+    PyMem_RawFree(b->data);
     b->data = NULL;
     return out;
+}
+
+static void buf_free(Buf *b) {
+    PyMem_RawFree(b->data);
+    b->data = NULL;
 }
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -80,8 +89,7 @@ static double number(const char *s, Py_ssize_t a, Py_ssize_t b, int *ok) {
     memcpy(tmp, s + a, len);
     tmp[len] = '\0';
     char *end = NULL;
-    double v = PyOS_string_to_double(tmp, &end, NULL);
-    if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0.0; }
+    double v = strtod(tmp, &end);  /* a locale whose decimal point is not '.' stops it early */
     if (end != tmp + len) return 0.0;
     *ok = 1;
     return v;
@@ -136,8 +144,7 @@ static PyObject *table_list(Table *t, const char *s) {
         if (!item) { Py_CLEAR(out); break; }
         PyList_SET_ITEM(out, i, item);
     }
-    PyMem_Free(t->spans.data);
-    t->spans.data = NULL;
+    buf_free(&t->spans);
     return out;
 }
 
@@ -151,6 +158,7 @@ static PyObject *caffe_iteration(PyObject *self, PyObject *arg) {
     Py_ssize_t n = view.len, at = 0, rows = 0;
     Buf pos = {0}, step = {0}, kind = {0}, values = {0}, fallback = {0};
     int failed = 0;
+    PyThreadState *unlocked = PyEval_SaveThread();
     while (!failed && (at = find(s, n, at, "Iteration ", 10)) >= 0) {
         Py_ssize_t p = at, i = p + 10, j = digits_end(s, i, n);
         at = p + 1;
@@ -187,10 +195,12 @@ static PyObject *caffe_iteration(PyObject *self, PyObject *arg) {
         rows++;
         at = vb;
     }
+    PyEval_RestoreThread(unlocked);
     PyBuffer_Release(&view);
+    if (failed) PyErr_NoMemory();
     PyObject *out = failed ? NULL : Py_BuildValue("(NNNNN)", buf_bytes(&pos), buf_bytes(&step), buf_bytes(&kind),
                                                 buf_bytes(&values), buf_bytes(&fallback));
-    if (failed) { PyMem_Free(pos.data); PyMem_Free(step.data); PyMem_Free(kind.data); PyMem_Free(values.data); PyMem_Free(fallback.data); }
+    if (failed) { PyMem_RawFree(pos.data); PyMem_RawFree(step.data); PyMem_RawFree(kind.data); PyMem_RawFree(values.data); PyMem_RawFree(fallback.data); }
     return out;
 }
 
@@ -209,6 +219,7 @@ static PyObject *caffe_output(PyObject *self, PyObject *args) {
     Buf pos = {0}, name = {0}, values = {0}, weight = {0}, fallback = {0};
     Table names = {{0}, 0}, wts = {{0}, 0};
     int failed = 0;
+    PyThreadState *unlocked = PyEval_SaveThread();
     while (!failed && (at = find(s, n, at, lit, litlen)) >= 0) {
         Py_ssize_t p = at, i = p + litlen, j = digits_end(s, i, n);
         at = p + 1;
@@ -249,7 +260,9 @@ static PyObject *caffe_output(PyObject *self, PyObject *args) {
         rows++;
         at = end;
     }
+    PyEval_RestoreThread(unlocked);
     PyObject *out = NULL;
+    if (failed) PyErr_NoMemory();
     if (!failed) {
         PyObject *name_list = table_list(&names, s), *weight_list = table_list(&wts, s);
         if (name_list && weight_list) {
@@ -263,8 +276,8 @@ static PyObject *caffe_output(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&view);
     if (failed) {
-        PyMem_Free(pos.data); PyMem_Free(name.data); PyMem_Free(values.data); PyMem_Free(weight.data);
-        PyMem_Free(fallback.data); PyMem_Free(names.spans.data); PyMem_Free(wts.spans.data);
+        PyMem_RawFree(pos.data); PyMem_RawFree(name.data); PyMem_RawFree(values.data); PyMem_RawFree(weight.data);
+        PyMem_RawFree(fallback.data); PyMem_RawFree(names.spans.data); PyMem_RawFree(wts.spans.data);
     }
     return out;
 }
@@ -300,6 +313,7 @@ static PyObject *hf_dicts(PyObject *self, PyObject *arg) {
     int dicts = 0, failed = 0;
     Buf pos = {0}, owner = {0}, key = {0}, values = {0}, digits = {0}, fallback = {0};
     Table keys = {{0}, 0};
+    PyThreadState *unlocked = PyEval_SaveThread();
     while (!failed && at < n) {
         const char *brace = memchr(s + at, '{', n - at);  /* rare outside dict lines: faster than memmem */
         if (!brace) break;
@@ -336,7 +350,9 @@ static PyObject *hf_dicts(PyObject *self, PyObject *arg) {
         dicts++;
         at = p + len;
     }
+    PyEval_RestoreThread(unlocked);
     PyObject *out = NULL;
+    if (failed) PyErr_NoMemory();
     if (!failed) {
         PyObject *key_list = table_list(&keys, s);
         if (key_list) {
@@ -348,8 +364,8 @@ static PyObject *hf_dicts(PyObject *self, PyObject *arg) {
     }
     PyBuffer_Release(&view);
     if (failed) {
-        PyMem_Free(pos.data); PyMem_Free(owner.data); PyMem_Free(key.data); PyMem_Free(values.data);
-        PyMem_Free(digits.data); PyMem_Free(fallback.data); PyMem_Free(keys.spans.data);
+        PyMem_RawFree(pos.data); PyMem_RawFree(owner.data); PyMem_RawFree(key.data); PyMem_RawFree(values.data);
+        PyMem_RawFree(digits.data); PyMem_RawFree(fallback.data); PyMem_RawFree(keys.spans.data);
     }
     return out;
 }
@@ -384,8 +400,15 @@ static PyObject *last_bars(PyObject *self, PyObject *args) {
     Py_ssize_t rows = hi_view.len / (Py_ssize_t)sizeof(long long);
     PyObject *out = NULL;
     Buf pos = {0}, counts = {0}, totals = {0};
-    int failed = lo_view.len != hi_view.len;
-    if (failed) PyErr_SetString(PyExc_ValueError, "lo and hi differ in length");
+    if (lo_view.len != hi_view.len) {
+        PyErr_SetString(PyExc_ValueError, "lo and hi differ in length");
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&lo_view);
+        PyBuffer_Release(&hi_view);
+        return NULL;
+    }
+    int failed = 0;
+    PyThreadState *unlocked = PyEval_SaveThread();
     for (Py_ssize_t r = 0; !failed && r < rows; r++) {
         Py_ssize_t low = lo[r], high = hi[r] < view.len ? hi[r] : view.len;
         Py_ssize_t floor = low > high - lookback ? low : high - lookback;
@@ -400,8 +423,10 @@ static PyObject *last_bars(PyObject *self, PyObject *args) {
         if (buf_put(&pos, &found, sizeof found) < 0 || buf_put(&counts, &count, sizeof count) < 0 ||
             buf_put(&totals, &total, sizeof total) < 0) failed = 1;
     }
+    PyEval_RestoreThread(unlocked);
+    if (failed) PyErr_NoMemory();
     if (!failed) out = Py_BuildValue("(NNN)", buf_bytes(&pos), buf_bytes(&counts), buf_bytes(&totals));
-    else { PyMem_Free(pos.data); PyMem_Free(counts.data); PyMem_Free(totals.data); }
+    else { PyMem_RawFree(pos.data); PyMem_RawFree(counts.data); PyMem_RawFree(totals.data); }
     PyBuffer_Release(&view);
     PyBuffer_Release(&lo_view);
     PyBuffer_Release(&hi_view);
@@ -418,10 +443,12 @@ static PyObject *ffill(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "w*d", &view, &carry)) return NULL;
     double *v = view.buf, last = carry;
     Py_ssize_t n = view.len / (Py_ssize_t)sizeof(double);
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         if (isnan(v[i])) v[i] = last;
         else last = v[i];
     }
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
 }
@@ -529,7 +556,10 @@ static int shortest(double a, char *digits, int *point) {
         }
     }
 #endif
+    PyGILState_STATE gil = PyGILState_Ensure();  /* callers run without the GIL */
     char *text = PyOS_double_to_string(a, 'r', 0, 0, NULL);
+    if (!text) PyErr_Clear();
+    PyGILState_Release(gil);
     if (!text) return -1;
     int len = 0, intpart = -1, exp10 = 0, lead = 0;
     for (const char *c = text; *c; c++) {
@@ -540,7 +570,9 @@ static int shortest(double a, char *digits, int *point) {
             digits[len++] = *c;
         }
     }
+    gil = PyGILState_Ensure();
     PyMem_Free(text);
+    PyGILState_Release(gil);
     if (intpart < 0) intpart = len;  /* no '.': every digit is in the integer part */
     /* "0.000123": the zero before the '.' and those after it are leading zeros */
     *point = (intpart == 0 ? 1 - lead : intpart) + exp10;
@@ -556,7 +588,7 @@ static char *put_double(char *p, double v) {
     if (a == 0) { *p++ = '0'; return p; }
     char digits[40];
     int point, len = shortest(a, digits, &point);
-    if (len < 0) return NULL;
+    if (len < 0) return p + snprintf(p, 32, "%.17g", a);  /* out of memory in dtoa: round-trips, if longer */
     int exponent = point - 1;
     if (exponent < -6 || exponent >= 10) {
         *p++ = digits[0];
@@ -586,18 +618,23 @@ static char *put_double(char *p, double v) {
 
 /* One column of an Arrow table as handed over by output.py: kind 'i' int64, 'f' float64,
  * 'd' dictionary (int32 indices), 'e' dictionary (int8 indices); validity bitmap or None;
- * data buffer; offset into both; the dictionary's strings. */
+ * data buffer; offset into both; the dictionary's strings (copied out as pointers and
+ * lengths, so that rows are written without the GIL). */
 typedef struct {
     int kind;
     Py_buffer validity, data;
     int has_validity;
     Py_ssize_t offset;
     PyObject *words;  /* list of bytes, for dictionaries */
+    const char **word;
+    Py_ssize_t *word_len, nwords, longest;
 } Column;
 
 static void column_release(Column *c) {
     if (c->has_validity) PyBuffer_Release(&c->validity);
     if (c->data.obj) PyBuffer_Release(&c->data);
+    PyMem_RawFree(c->word);
+    PyMem_RawFree(c->word_len);
 }
 
 static int column_from(PyObject *spec, Column *c, Py_ssize_t rows) {
@@ -614,9 +651,25 @@ static int column_from(PyObject *spec, Column *c, Py_ssize_t rows) {
         if (c->validity.len * 8 < c->offset + rows) goto short_buffer;
     }
     if (c->data.len < (c->offset + rows) * width) goto short_buffer;
-    if ((c->kind == 'd' || c->kind == 'e') && !PyList_Check(c->words)) {
-        PyErr_SetString(PyExc_TypeError, "a dictionary column needs its strings as a list of bytes");
-        return -1;
+    if (c->kind == 'd' || c->kind == 'e') {
+        if (!PyList_Check(c->words)) {
+            PyErr_SetString(PyExc_TypeError, "a dictionary column needs its strings as a list of bytes");
+            return -1;
+        }
+        c->nwords = PyList_GET_SIZE(c->words);
+        c->word = PyMem_RawCalloc(c->nwords + 1, sizeof *c->word);
+        c->word_len = PyMem_RawCalloc(c->nwords + 1, sizeof *c->word_len);
+        if (!c->word || !c->word_len) { PyErr_NoMemory(); return -1; }
+        for (Py_ssize_t w = 0; w < c->nwords; w++) {
+            PyObject *item = PyList_GET_ITEM(c->words, w);
+            if (!PyBytes_Check(item)) {
+                PyErr_SetString(PyExc_TypeError, "dictionary strings must be bytes");
+                return -1;
+            }
+            c->word[w] = PyBytes_AS_STRING(item);
+            c->word_len[w] = PyBytes_GET_SIZE(item);
+            if (c->word_len[w] > c->longest) c->longest = c->word_len[w];
+        }
     }
     return 0;
 short_buffer:
@@ -624,7 +677,8 @@ short_buffer:
     return -1;
 }
 
-/* The cell of row i of column c at p; returns the new end, or NULL on error. */
+/* The cell of row i of column c at p; returns the new end, or NULL for a dictionary index
+ * out of range. */
 static char *put_cell(char *p, Column *c, Py_ssize_t i) {
     Py_ssize_t at = c->offset + i;
     if (c->has_validity && !((((const unsigned char *)c->validity.buf)[at >> 3] >> (at & 7)) & 1)) return p;
@@ -635,14 +689,9 @@ static char *put_cell(char *p, Column *c, Py_ssize_t i) {
         return p + put_u64(p, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
     }
     Py_ssize_t code = c->kind == 'd' ? ((const int *)c->data.buf)[at] : ((const signed char *)c->data.buf)[at];
-    if (code < 0 || code >= PyList_GET_SIZE(c->words)) {
-        PyErr_SetString(PyExc_IndexError, "dictionary index out of range");
-        return NULL;
-    }
-    PyObject *word = PyList_GET_ITEM(c->words, code);
-    Py_ssize_t len = PyBytes_GET_SIZE(word);
-    memcpy(p, PyBytes_AS_STRING(word), len);
-    return p + len;
+    if (code < 0 || code >= c->nwords) return NULL;
+    memcpy(p, c->word[code], c->word_len[code]);
+    return p + c->word_len[code];
 }
 
 /* csv_rows(columns, rows, suffix) -> bytes: rows lines of comma-separated cells, each
@@ -654,41 +703,38 @@ static PyObject *csv_rows(PyObject *self, PyObject *args) {
     Py_ssize_t suffix_len;
     if (!PyArg_ParseTuple(args, "O!ny#", &PyList_Type, &specs, &rows, &suffix, &suffix_len)) return NULL;
     Py_ssize_t ncols = PyList_GET_SIZE(specs);
-    Column *cols = PyMem_Calloc(ncols ? ncols : 1, sizeof(Column));
+    Column *cols = PyMem_RawCalloc(ncols ? ncols : 1, sizeof(Column));
     if (!cols) return PyErr_NoMemory();
     Py_ssize_t ready = 0, widest = suffix_len + 2;
     PyObject *out = NULL;
     for (; ready < ncols; ready++) {
         if (column_from(PyList_GET_ITEM(specs, ready), &cols[ready], rows) < 0) { ready++; goto done; }
-        Py_ssize_t cell = 32;
-        if (cols[ready].words) {
-            for (Py_ssize_t w = 0; w < PyList_GET_SIZE(cols[ready].words); w++) {
-                PyObject *word = PyList_GET_ITEM(cols[ready].words, w);
-                if (!PyBytes_Check(word)) { PyErr_SetString(PyExc_TypeError, "dictionary strings must be bytes"); ready++; goto done; }
-                if (PyBytes_GET_SIZE(word) > cell) cell = PyBytes_GET_SIZE(word);
-            }
-        }
-        widest += cell + 1;
+        widest += (cols[ready].longest > 32 ? cols[ready].longest : 32) + 1;
     }
     Buf text = {0};
-    for (Py_ssize_t i = 0; i < rows; i++) {
-        if (buf_reserve(&text, widest) < 0) break;
+    int failed = 0;  /* 1: out of memory, 2: a dictionary index out of range */
+    PyThreadState *unlocked = PyEval_SaveThread();
+    for (Py_ssize_t i = 0; i < rows && !failed; i++) {
+        if (buf_reserve(&text, widest) < 0) { failed = 1; break; }
         char *line = text.data + text.len, *p = line;
-        for (Py_ssize_t k = 0; k < ncols; k++) {
+        for (Py_ssize_t k = 0; k < ncols && p; k++) {
             if (k) *p++ = ',';
-            if (!(p = put_cell(p, &cols[k], i))) break;
+            p = put_cell(p, &cols[k], i);
         }
-        if (!p) break;
+        if (!p) { failed = 2; break; }
         memcpy(p, suffix, suffix_len);
         p += suffix_len;
         *p++ = '\n';
         text.len += p - line;
     }
-    if (PyErr_Occurred()) PyMem_Free(text.data);
+    PyEval_RestoreThread(unlocked);
+    if (failed == 1) PyErr_NoMemory();
+    if (failed == 2) PyErr_SetString(PyExc_IndexError, "dictionary index out of range");
+    if (failed) buf_free(&text);
     else out = buf_bytes(&text);
 done:
     for (Py_ssize_t k = 0; k < ready; k++) column_release(&cols[k]);
-    PyMem_Free(cols);
+    PyMem_RawFree(cols);
     return out;
 }
 

@@ -90,11 +90,9 @@ def read_log(source: object, format: str | None = None, progress: Progress | Non
     return parse.series(list(parse.frames(progress)))
 
 
-def _read_sampled(source: object, format: str | None, progress: Progress | None,
-                  on_rows: Callable[[], None] | None = None) -> RunSeries:
+def _read_sampled(source: object, format: str | None, progress: Progress | None) -> RunSeries:
     """:func:`read_log` for diagnosis: a long log keeps a bounded sample of its rows (see
-    :mod:`logsleuth.sample`), every non-finite value and the failure's surroundings in full.
-    ``on_rows`` is called when the first rows arrive."""
+    :mod:`logsleuth.sample`), every non-finite value and the failure's surroundings in full."""
     from .sample import RowSample
     from .types import NONFINITE_EVENTS
 
@@ -106,9 +104,6 @@ def _read_sampled(source: object, format: str | None, progress: Progress | None,
         failure_event = any(e.kind in NONFINITE_EVENTS for e in events[seen:])
         seen = len(events)
         sample.add(frame, failure_event)
-        if on_rows is not None:
-            on_rows()
-            on_rows = None
     series = parse.series(sample.tables())
     return replace(series, notes=(*series.notes, sample.note())) if sample.dropped else series
 
@@ -130,10 +125,7 @@ def _concat(tables: list[pa.Table]) -> "pd.DataFrame":
 
 
 class _Sha256:
-    """Hash a regular file in a thread (hashlib releases the GIL) while it is parsed.
-
-    :meth:`start` is called once the parse has its first rows, so the parse's process pool
-    is already forked from a single-threaded process (see :mod:`logsleuth.parallel`)."""
+    """Hash a regular file in a thread (hashlib releases the GIL) while it is parsed."""
 
     def __init__(self, path: str) -> None:
         import threading
@@ -195,14 +187,15 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
             continue
         artifact = format is None and _is_artifact(item)
         hasher = _Sha256(str(item)) if _is_file(item) else None
+        if hasher:
+            hasher.start()
         size = os.path.getsize(item) if _is_file(item) else None
         if artifact:
             from .artifacts import read_artifact
 
             run = read_artifact(item)  # type: ignore[arg-type]
         else:
-            run = _read_sampled(item, format, progress(str(item), size) if progress else None,
-                                on_rows=hasher.start if hasher else None)
+            run = _read_sampled(item, format, progress(str(item), size) if progress else None)
         runs.append(run)
         inputs.append(InputInfo(run.source, run.format, run.size, hasher.wait() if hasher else None,
                                 run.compression))

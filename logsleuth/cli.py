@@ -88,7 +88,7 @@ class _Progress:
 @click.option("-o", "--output", metavar="FILE", help="Write here (.csv, .jsonl, .parquet); default csv to stdout.")
 @click.option("--to", "kind", type=click.Choice(OUTPUT_KINDS), help="Output kind, when FILE's suffix does not say.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Processes scanning a large plain file "
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Threads scanning a large log "
               "(default: the CPU count, at most 4).")
 @friendly
 def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, kind: str | None,

@@ -72,9 +72,11 @@ def _gate(fmt: Format) -> Gate:
     return cached
 
 
-def scan_chunk(fmt: Format, chunk: bytes) -> Batch:
-    """Run ``fmt``'s rules and the cross-format event rules over ``chunk``."""
-    out = Batch()
+def scan_chunk(fmt: Format, chunk: bytes, head: bytes = b"") -> Batch:
+    """Run ``fmt``'s rules and the cross-format event rules over ``chunk``; ``head`` is the
+    start of the log, for rules whose lines take their meaning from a header printed once
+    (it may be in another chunk)."""
+    out = Batch(head)
     gate = _gate(fmt)
     rules = gate.rules
     for i in gate.present(chunk):  # registry order: format rules first, then the common ones
@@ -118,7 +120,8 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
 
     A bar is emitted as a *marker* (so the step carries forward like any printed step).
     Only bars between the previous record and this one are considered, so a bar never
-    overrides a step printed on a later line.
+    overrides a step printed on a later line. With ``records_too``, the last bar after the
+    chunk's last record is a marker too: a chunk may start right after it.
     """
     stepless = [np.array([e[0] for e in out.events if e[1] is None], np.int64)]
     known = [np.array(out.pos, np.int64)] + [part.pos for part in out.arrays]
@@ -126,6 +129,8 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
         stepless.append(np.array([p for p, s, m in zip(out.pos, out.step, out.metric) if s is None and m is not None],
                                  np.int64))
         stepless += [part.pos[np.isnan(part.step) & (part.codes != -1)] for part in out.arrays]
+    if records_too:  # the bar after the last record: the next chunk's first records may need it
+        stepless.append(np.array([len(chunk)], np.int64))
     want = np.unique(np.concatenate(stepless))
     if not len(want):
         return

@@ -252,6 +252,8 @@ class Assembler:
         if prep.bar.any():
             step[~self._main_bars(prep)] = _NAN
         filled = _ffill(step, self.step)
+        if len(filled):
+            self.step = filled[-1]  # printed (or bar) steps carry over; counted ones do not
         missing = np.isnan(filled)
         if missing.any() and self.fmt.infer_steps:
             self.inferred = True
@@ -260,7 +262,7 @@ class Assembler:
             filled[missing] = counts[missing]
             self.ordinal = int(counts[-1])
         if len(filled):
-            self.step = filled[-1]
+            self._last_step = filled[-1]
         return filled
 
     def _main_bars(self, prep: Prepared) -> np.ndarray:
@@ -359,7 +361,7 @@ class Assembler:
             if not self._is_copy(kind, ev_step, line, fields, text):
                 self.events.append(Event(kind, ev_step, line, text, dict(fields), int(seg)))
                 self.texts.setdefault(line, text)
-        self._step_before_chunk = self.step
+        self._step_before_chunk = self._last_step
         self._epoch_before_chunk = self.epoch
         if len(totals):
             self._total_before_chunk = totals[-1]
@@ -374,6 +376,7 @@ class Assembler:
                 self.texts.setdefault(self.line0 + line, text)
 
     _step_before_chunk = _NAN
+    _last_step = _NAN  # the last step of the rows so far, counted ones included
     _epoch_before_chunk = _NAN
     _total_before_chunk = _NAN
 

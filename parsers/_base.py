@@ -55,9 +55,11 @@ class Batch:
     carries step/epoch state and is never output."""
 
     __slots__ = ("pos", "step", "metric", "value", "phase", "epoch", "it", "total", "arrays", "events",
-                 "hparams", "unparsed")
+                 "hparams", "unparsed", "head")
 
-    def __init__(self) -> None:
+    def __init__(self, head: bytes = b"") -> None:
+        #: the start of the log (``LogInput.head``): a header printed once is there
+        self.head = head
         self.pos: list[int] = []
         self.step: list[int | None] = []
         self.metric: list[str | None] = []

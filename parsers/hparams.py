@@ -4,12 +4,18 @@ Caffe solver/net prototxt. Rare, nested text: this is where pyparsing earns its 
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Any
 
 import pyparsing as pp
 
 from ._grammar import identifier, number, quoted, snake
+
+
+#: chunks are scanned in threads (logsleuth/parallel.py), and pyparsing's grammar objects
+#: are not documented as safe to share between them; these echoes are rare, so one at a time
+_PYPARSING = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +47,11 @@ def _plain(value: Any) -> Any:
 
 def parse_python_kwargs(body: str) -> dict[str, Any]:
     """Parse the inside of ``Namespace(...)`` / ``TrainingArguments(...)``; best effort."""
+    with _PYPARSING:
+        return _python_kwargs(body)
+
+
+def _python_kwargs(body: str) -> dict[str, Any]:
     grammar = _python_repr_grammar()
     out: dict[str, Any] = {}
     try:
@@ -70,7 +81,8 @@ def _prototxt_grammar() -> pp.ParserElement:
 
 def parse_prototxt(text: str) -> list:
     """Nested ``[key, value]`` / ``[key, [...]]`` lists; stops quietly at the first odd line."""
-    result, _, _ = next(iter(_prototxt_grammar().scan_string(text, max_matches=1)), ([], 0, 0))
+    with _PYPARSING:
+        result, _, _ = next(iter(_prototxt_grammar().scan_string(text, max_matches=1)), ([], 0, 0))
     return result.as_list() if result else []
 
 

@@ -1,8 +1,8 @@
 """YOLOv5 / ultralytics training tables: ``  49/1799  6.47G  0.03901  0.003032  0.003846
 14  416:  34%|███ | 178/517 [00:37<01:13, 4.64it/s]`` (each bar update a record, often
-behind CI timestamps). Columns follow the header when the chunk holds it
-(``Epoch GPU_mem box_loss cls_loss dfl_loss Instances Size`` in ultralytics,
-``Epoch gpu_mem box obj cls labels img_size`` in YOLOv5), else YOLOv5's order.
+behind CI timestamps). Columns follow the header when the chunk holds it, else the first
+one in the log (``Epoch GPU_mem box_loss cls_loss dfl_loss Instances Size`` in
+ultralytics, ``Epoch gpu_mem box obj cls labels img_size`` in YOLOv5), else YOLOv5's order.
 
 Step = epoch index * batches per epoch + batch (YOLOv5 counts epochs from 0, ultralytics from 1).
 """
@@ -21,8 +21,10 @@ _HEADER = re.compile(rb"Epoch\s+(?:gpu_mem|GPU_mem)\s+([A-Za-z_ ]+?)\s+(?:labels
 _V5 = ("box_loss", "obj_loss", "cls_loss")
 
 
-def _columns(chunk: bytes) -> tuple[str, ...]:
-    header = _HEADER.search(chunk)
+def _columns(chunk: bytes, head: bytes) -> tuple[str, ...]:
+    """The loss columns named by the header in this chunk, else in the log's head, else
+    YOLOv5's order."""
+    header = _HEADER.search(chunk) or _HEADER.search(head)
     if not header:
         return _V5
     names = tuple(snake(n.decode()) for n in header.group(1).split())
@@ -37,7 +39,7 @@ def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         head = _ROW_HEAD.search(chunk, max(start, m.start() - 60), m.start())
         if head is None:
             continue
-        names = names or _columns(chunk)
+        names = names or _columns(chunk, out.head)
         epoch = int(head.group(1))
         first_epoch = 1 if "dfl_loss" in names else 0  # ultralytics counts epochs from 1, YOLOv5 from 0
         bar = _BAR.search(chunk, m.end(), m.end() + 200)

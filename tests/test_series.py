@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import logsleuth
 
 GLOG = "I0425 10:12:49.611122  9167 solver.cpp:65] "
@@ -104,3 +106,43 @@ def test_wide_view(write) -> None:
     text = "".join(f"{GLOG}Iteration {i}, loss = 1.{i}\n{GLOG}Iteration {i}, lr = 0.01\n" for i in range(3))
     wide = logsleuth.read_log(write("w.log", text)).wide()
     assert list(wide.columns[-2:]) == ["loss", "lr"] and len(wide) == 3
+
+
+def _read_in_chunks(monkeypatch, path, size: int, fmt: str | None = None):
+    """``path`` read in chunks of about ``size`` bytes (the format still detected from the
+    usual head, or given)."""
+    from logsleuth import io as log_io
+
+    with monkeypatch.context() as m:
+        m.setattr(log_io, "CHUNK", size)
+        return logsleuth.read_log(path, format=fmt)
+
+
+def _chunk_independence_inputs() -> list:
+    from .conftest import FIXTURES, REAL_LOGS
+
+    return sorted([*REAL_LOGS.glob("*.log"), *FIXTURES.glob("*/*.log")])
+
+
+@pytest.mark.parametrize("path", _chunk_independence_inputs(), ids=lambda p: p.name)
+def test_chunk_boundaries_do_not_change_the_series(monkeypatch, path) -> None:
+    """Chunks are scanned apart (and in threads): cutting the log at other line
+    boundaries must give the same rows, events and hyperparameters."""
+    whole = logsleuth.read_log(path)
+    longest = max(len(line) for line in path.read_bytes().split(b"\n")) + 1
+    for size in (max(longest, 300), max(longest, 1000)):
+        cut = _read_in_chunks(monkeypatch, path, size, whole.format)
+        assert cut.frame.astype({"metric": str}).equals(whole.frame.astype({"metric": str})), size
+        assert cut.events == whole.events and cut.hparams == whole.hparams and cut.unparsed == whole.unparsed
+
+
+def test_a_chunk_starting_at_a_dict_line_takes_the_bar_before_it(monkeypatch, write) -> None:
+    bars = "".join(f"\r  1%|          | {i}/900 [00:0{i % 10}<01:30,  9.9it/s]" for i in range(1, 11))
+    text = "".join(bars.replace("/900", "/900").replace(" 10/", f" {10 * k}/") + "\n"
+                   + f"{{'loss': {1 / k:.4f}, 'learning_rate': 5e-05, 'epoch': {k / 100}}}\n" for k in range(1, 40))
+    path = write("hf.log", text)
+    steps = logsleuth.read_log(path).frame.query("metric == 'loss'")["step"].tolist()
+    assert steps == [10 * k for k in range(1, 40)]
+    for size in range(700, 1400, 37):
+        cut = _read_in_chunks(monkeypatch, path, size)
+        assert cut.frame.query("metric == 'loss'")["step"].tolist() == steps, size
