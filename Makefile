@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv demo test bench bench-quick bench-diagnose accuracy corpus model goldens clean
+.PHONY: venv demo test bench bench-quick bench-diagnose bench-stages accuracy corpus model goldens clean
 
-$(BIN)/logsleuth: pyproject.toml
+$(BIN)/logsleuth: pyproject.toml logsleuth/_native.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -32,6 +32,9 @@ bench-quick: venv
 
 bench-diagnose: venv
 	$(BIN)/python bench/diagnose_time.py
+
+bench-stages: venv
+	$(BIN)/python bench/stages.py
 
 accuracy: venv
 	$(BIN)/python bench/accuracy.py $(if $(wildcard corpus/data/labels.csv),--corpus corpus/data)

@@ -1,7 +1,14 @@
-/* Compiled scanners for the hottest column rules (see parsers/_columns.py).
+/* The optional C extension (logsleuth._native): compiled versions of the parse's hottest
+ * steps, each tested against the Python code it replaces (tests/test_native.py):
  *
- * Each function does, over a whole chunk, what its regular expression does with
- * re.split, and returns columns as raw buffers (int64 / float64 / int8, read with
+ * - scanners for the lines that make up most logs: Caffe's iteration and net-output lines
+ *   (parsers/_columns.py), Hugging Face dict lines (parsers/hf_trainer.py), and the tqdm
+ *   bar before a record (logsleuth/scan.py);
+ * - forward fill (logsleuth/series.py);
+ * - CSV rows as pyarrow writes them (logsleuth/output.py).
+ *
+ * Each scanner does, over a whole chunk, what its regular expression does with
+ * re.split or finditer, and returns columns as raw buffers (int64 / float64 / int8, read with
  * numpy.frombuffer) instead of one Python object per capture. Numbers are converted with
  * strtod (correctly rounded, as float() is) only where it reads the whole token, which
  * must be made of [0-9.eE+-]; any other token (nan spellings, 1.#QNAN, underscores) is
@@ -748,6 +755,13 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Compiled column scanners.", -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "Compiled scanners, forward fill and CSV rows (see parsers/_columns.py).", -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+/* ABI: the interface version parsers/_columns.py checks (NATIVE_ABI), so that a module
+ * built from an older version of this file is not used. */
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "ABI", 2) < 0) Py_CLEAR(m);
+    return m;
+}

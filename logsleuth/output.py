@@ -19,10 +19,7 @@ import pyarrow as pa
 from .errors import InputError
 from .types import COLUMNS
 
-try:  # the optional C extension (see logsleuth/_native.c); pyarrow's writer is the fallback
-    from . import _native as NATIVE
-except ImportError:
-    NATIVE = None
+from .parsers._columns import NATIVE  # the optional C extension; pyarrow's writer is the fallback
 
 #: the rows' Arrow schema (metric and phase dictionary-encoded)
 SCHEMA = pa.schema([("step", pa.int64()), ("metric", pa.dictionary(pa.int32(), pa.string())),

@@ -21,10 +21,15 @@ from ._grammar import VAL, to_floats
 
 _NAN = float("nan")
 
+#: the interface version of logsleuth/_native.c this code expects
+NATIVE_ABI = 2
+
 try:  # the optional C extension (see logsleuth/_native.c); the regex path is the fallback
     from .. import _native as NATIVE
 except ImportError:
     NATIVE = None
+if NATIVE is not None and getattr(NATIVE, "ABI", None) != NATIVE_ABI:
+    NATIVE = None  # built from an older _native.c (an editable install not rebuilt): unused
 
 
 @dataclass(frozen=True)
