@@ -125,12 +125,11 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     """
     stepless = [np.array([e[0] for e in out.events if e[1] is None], np.int64)]
     known = [np.array(out.pos, np.int64)] + [part.pos for part in out.arrays]
-    if records_too:
+    if records_too:  # (codes -1: markers; UNREADABLE records are records, as the handlers add them)
         stepless.append(np.array([p for p, s, m in zip(out.pos, out.step, out.metric) if s is None and m is not None],
                                  np.int64))
         stepless += [part.pos[np.isnan(part.step) & (part.codes != -1)] for part in out.arrays]
-    if records_too:  # the bar after the last record: the next chunk's first records may need it
-        stepless.append(np.array([len(chunk)], np.int64))
+        stepless.append(np.array([len(chunk)], np.int64))  # the bar after the last record, for the next chunk
     want = np.unique(np.concatenate(stepless))
     if not len(want):
         return
@@ -143,6 +142,7 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
         n = len(found)
         out.arrays.append(Columns(pos[found], count[found], np.full(n, -1, np.int32), [], np.full(n, np.nan),
                                   np.full(n, BAR, np.int8), None, total[found]))
+
 
 def _rank_prefix_rx(chunk: bytes) -> "re.Pattern[bytes] | None":
     """Which rank-prefix style the chunk uses: ``[rank3]:`` / ``[default3]:`` (torchrun),

@@ -25,8 +25,6 @@ from ._grammar import KEY, NUM, VAL, snake
 #: phase codes of records held as arrays; a bar (a tqdm update) is a marker, never a row
 TRAIN, EVAL, BAR = 0, 1, 2
 PHASE_CODES = {"train": TRAIN, "eval": EVAL, "bar": BAR}
-
-
 #: metric code of a record whose value is not a number: no row, but still a record (a
 #: bar before it gives its step), as when a handler adds it and ``prepare`` drops it
 UNREADABLE = -2
@@ -45,7 +43,6 @@ class Columns(NamedTuple):
     phase: "str | np.ndarray"  # one phase for every row, or int8 codes per row
     epoch: "np.ndarray | None" = None
     total: "np.ndarray | None" = None  # a bar's total
-
 
 
 class Batch:
