@@ -76,17 +76,21 @@ def test_tricky_lines() -> None:
         assert same(extract_native(rule, text), extract_regex(rule, text)), rule.name
 
 
-def test_random_mutations_of_caffe_lines() -> None:
-    rnd = random.Random(7)
-    base = (REAL_LOGS / "caffe_bvlc_361.log").read_bytes() if (REAL_LOGS / "caffe_bvlc_361.log").exists() \
-        else b"Iteration 100, loss = 2.3\n    Train net output #0: loss = 2.3 (* 1 = 2.3 loss)\n"
-    alphabet = b" =,()#*\\.-+e\r\nnaIloss0123456789"
-    for _ in range(300):
+def mutations(base: bytes, alphabet: bytes, count: int, seed: int):
+    """``count`` copies of ``base``, each with 1 to 30 short random edits from ``alphabet``."""
+    rnd = random.Random(seed)
+    for _ in range(count):
         data = bytearray(base)
         for _ in range(rnd.randint(1, 30)):
             i = rnd.randrange(len(data))
             data[i:i + rnd.randint(0, 3)] = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 3)))
-        chunk = bytes(data)
+        yield bytes(data)
+
+
+def test_random_mutations_of_caffe_lines() -> None:
+    base = (REAL_LOGS / "caffe_bvlc_361.log").read_bytes() if (REAL_LOGS / "caffe_bvlc_361.log").exists() \
+        else b"Iteration 100, loss = 2.3\n    Train net output #0: loss = 2.3 (* 1 = 2.3 loss)\n"
+    for chunk in mutations(base, b" =,()#*\\.-+e\r\nnaIloss0123456789", 300, seed=7):
         for rule in NATIVE_RULES:
             assert same(extract_native(rule, chunk), extract_regex(rule, chunk)), (rule.name, chunk[:200])
 
@@ -105,35 +109,19 @@ def test_without_the_extension_the_regex_rules_give_the_same_series(monkeypatch)
 # ---- Hugging Face dict lines and tqdm bars -------------------------------------------
 
 
-def _without_native(monkeypatch):
-    """A context in which every compiled path is off (the regex and Python handlers run)."""
-    from logsleuth import scan
-    from logsleuth.parsers import hf_trainer
-
-    ctx = monkeypatch.context()
-    m = ctx.__enter__()
-    for module in (_columns_module(), scan, hf_trainer):
-        m.setattr(module, "NATIVE", None)
-    return ctx
-
-
-def _columns_module():
-    from logsleuth.parsers import _columns
-
-    return _columns
-
-
 def _read_both(monkeypatch, data: bytes, fmt: str | None = None):
+    """The series of ``data`` with the compiled paths, and with the Python ones."""
     import io
 
     import logsleuth
+    from logsleuth import scan, series
+    from logsleuth.parsers import _columns, hf_trainer
 
     native = logsleuth.read_log(io.BytesIO(data), format=fmt)
-    ctx = _without_native(monkeypatch)
-    try:
+    with monkeypatch.context() as m:
+        for module in (_columns, scan, series, hf_trainer):
+            m.setattr(module, "NATIVE", None)
         fallback = logsleuth.read_log(io.BytesIO(data), format=fmt)
-    finally:
-        ctx.__exit__(None, None, None)
     return native, fallback
 
 
@@ -168,16 +156,10 @@ def test_hf_tricky_dicts(monkeypatch) -> None:
 
 
 def test_random_mutations_of_hf_logs(monkeypatch) -> None:
-    rnd = random.Random(11)
     base = (FIXTURES / "hf_trainer" / "bars_eval_hidden_nan.log").read_bytes()
-    alphabet = b"{}':, ./-_\r\n0123456789naelossgrd[]<%|"
-    for _ in range(150):
-        data = bytearray(base)
-        for _ in range(rnd.randint(1, 30)):
-            i = rnd.randrange(len(data))
-            data[i:i + rnd.randint(0, 3)] = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 3)))
-        native, fallback = _read_both(monkeypatch, bytes(data), "hf_trainer")
-        assert _same_series(native, fallback), bytes(data)[:300]
+    for data in mutations(base, b"{}':, ./-_\r\n0123456789naelossgrd[]<%|", 150, seed=11):
+        native, fallback = _read_both(monkeypatch, data, "hf_trainer")
+        assert _same_series(native, fallback), data[:300]
 
 
 # ---- CSV rows ------------------------------------------------------------------------
