@@ -34,12 +34,16 @@ class Parse:
     assembler: Assembler
 
     def frames(self, progress: Progress | None = None, jobs: int | None = None) -> Iterator[pa.Table]:
-        """Finished rows chunk by chunk; ``jobs`` processes scan a large plain file in parallel."""
+        """Finished rows chunk by chunk; ``jobs`` threads scan a large log in parallel.
+        ``progress`` gets the bytes of the input consumed (compressed bytes when it is)."""
+        reported = 0
         try:
             for nbytes, prep in prepared_chunks(self.log, self.fmt, jobs):
                 frame = self.assembler.feed(prep)
                 if progress:
-                    progress(nbytes)
+                    at = self.log.consumed()
+                    progress(nbytes if at is None else max(at - reported, 0))
+                    reported = reported if at is None else max(at, reported)
                 if frame.num_rows:
                     yield frame
         finally:

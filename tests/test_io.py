@@ -122,3 +122,18 @@ def test_parallel_and_serial_paths_agree(write, monkeypatch) -> None:
     assert par.frame.equals(ser.frame)
     assert par.frame["segment"].max() == 1  # the restart at the end
     assert par.first_nonfinite().line == ser.first_nonfinite().line == 60001
+
+
+@pytest.mark.parametrize("compress", [None, "gzip"])
+def test_progress_adds_up_to_the_bytes_of_the_file(monkeypatch, tmp_path, compress) -> None:
+    from logsleuth import io as log_io
+
+    text = "".join(f"I0101 00:00:00.000000  1 solver.cpp:218] Iteration {i}, loss = {1 / (i + 1):.5f}\n"
+                   for i in range(20_000)).encode()
+    path = tmp_path / ("train.log.gz" if compress else "train.log")
+    path.write_bytes(gzip.compress(text) if compress else text)
+    monkeypatch.setattr(log_io, "CHUNK", 64 << 10)
+    seen: list[int] = []
+    series = logsleuth.read_log(path, progress=seen.append)
+    assert len(series.frame) == 20_000 and len(seen) > 5
+    assert sum(seen) == path.stat().st_size  # compressed bytes for a compressed file: percent stays <= 100
