@@ -460,13 +460,15 @@ static PyObject *ffill(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* ---- CSV rows (logsleuth/output.py) ------------------------------------------------
+/* ---- rows as text: CSV and JSON lines (logsleuth/output.py) -------------------------
  *
- * What pyarrow.csv.write_csv writes for the series' columns, 2.5 to 5 times faster:
- * integers in decimal, nulls as empty cells, doubles as the shortest text that reads back
- * as the same double, in decimal notation for decimal exponents -6..9 (0.00001, 1234567)
- * and as 1.5e+10 / 1e-7 otherwise, and nan, inf, -inf. tests/test_native.py checks the
- * output against pyarrow's on every golden and on random doubles.
+ * For CSV, what pyarrow.csv.write_csv writes for the series' columns, 2.5 to 5 times
+ * faster: integers in decimal, nulls as empty cells, doubles as the shortest text that
+ * reads back as the same double, in decimal notation for decimal exponents -6..9
+ * (0.00001, 1234567) and as 1.5e+10 / 1e-7 otherwise, and nan, inf, -inf.
+ * tests/test_native.py checks the output against pyarrow's on every golden and on random
+ * doubles. JSON lines use the same cells between other separators, with null and quoted
+ * "nan", "inf", "-inf" (strict JSON has no such numbers).
  */
 
 /* exact in a long double with a 64-bit mantissa (up to 1e27) */
@@ -587,11 +589,18 @@ static int shortest(double a, char *digits, int *point) {
     return len;
 }
 
-static char *put_double(char *p, double v) {
-    if (isnan(v)) { memcpy(p, "nan", 3); return p + 3; }
+static char *put_double(char *p, double v, int quote_nonfinite) {
+    if (!isfinite(v)) {
+        const char *text = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+        size_t len = strlen(text);
+        if (quote_nonfinite) *p++ = '"';
+        memcpy(p, text, len);
+        p += len;
+        if (quote_nonfinite) *p++ = '"';
+        return p;
+    }
     if (v < 0 || (v == 0 && signbit(v))) *p++ = '-';
     double a = fabs(v);
-    if (isinf(a)) { memcpy(p, "inf", 3); return p + 3; }
     if (a == 0) { *p++ = '0'; return p; }
     char digits[40];
     int point, len = shortest(a, digits, &point);
@@ -684,12 +693,21 @@ short_buffer:
     return -1;
 }
 
+typedef struct {
+    const char *null;  /* the text of a null cell */
+    Py_ssize_t null_len;
+    int quote_nonfinite;
+} CellStyle;
+
 /* The cell of row i of column c at p; returns the new end, or NULL for a dictionary index
  * out of range. */
-static char *put_cell(char *p, Column *c, Py_ssize_t i) {
+static char *put_cell(char *p, Column *c, Py_ssize_t i, const CellStyle *style) {
     Py_ssize_t at = c->offset + i;
-    if (c->has_validity && !((((const unsigned char *)c->validity.buf)[at >> 3] >> (at & 7)) & 1)) return p;
-    if (c->kind == 'f') return put_double(p, ((const double *)c->data.buf)[at]);
+    if (c->has_validity && !((((const unsigned char *)c->validity.buf)[at >> 3] >> (at & 7)) & 1)) {
+        memcpy(p, style->null, style->null_len);
+        return p + style->null_len;
+    }
+    if (c->kind == 'f') return put_double(p, ((const double *)c->data.buf)[at], style->quote_nonfinite);
     if (c->kind == 'i') {
         long long v = ((const long long *)c->data.buf)[at];
         if (v < 0) *p++ = '-';
@@ -701,22 +719,36 @@ static char *put_cell(char *p, Column *c, Py_ssize_t i) {
     return p + c->word_len[code];
 }
 
-/* csv_rows(columns, rows, suffix) -> bytes: rows lines of comma-separated cells, each
- * line ending with suffix (e.g. ",<source>") and a newline. */
-static PyObject *csv_rows(PyObject *self, PyObject *args) {
-    PyObject *specs;
-    Py_ssize_t rows;
-    const char *suffix;
-    Py_ssize_t suffix_len;
-    if (!PyArg_ParseTuple(args, "O!ny#", &PyList_Type, &specs, &rows, &suffix, &suffix_len)) return NULL;
+/* format_rows(columns, rows, prefixes, end, null, quote_nonfinite) -> bytes: for each
+ * row, each column's prefix then its cell, then end. CSV: prefixes "", ",", ...; end
+ * ",<source>\n" or "\n"; null "". JSON lines: prefixes '{"step":', ',"metric":', ...;
+ * end "}\n"; null "null"; non-finite values quoted. */
+static PyObject *format_rows(PyObject *self, PyObject *args) {
+    PyObject *specs, *prefixes;
+    Py_ssize_t rows, end_len;
+    const char *end;
+    CellStyle style;
+    if (!PyArg_ParseTuple(args, "O!nO!y#y#p", &PyList_Type, &specs, &rows, &PyList_Type, &prefixes, &end, &end_len,
+                          &style.null, &style.null_len, &style.quote_nonfinite)) return NULL;
     Py_ssize_t ncols = PyList_GET_SIZE(specs);
+    if (PyList_GET_SIZE(prefixes) != ncols) {
+        PyErr_SetString(PyExc_ValueError, "one prefix per column");
+        return NULL;
+    }
     Column *cols = PyMem_RawCalloc(ncols ? ncols : 1, sizeof(Column));
-    if (!cols) return PyErr_NoMemory();
-    Py_ssize_t ready = 0, widest = suffix_len + 2;
+    const char **prefix = PyMem_RawCalloc(ncols ? ncols : 1, sizeof *prefix);
+    Py_ssize_t *prefix_len = PyMem_RawCalloc(ncols ? ncols : 1, sizeof *prefix_len);
     PyObject *out = NULL;
+    Py_ssize_t ready = 0, widest = end_len + 1;
+    if (!cols || !prefix || !prefix_len) { PyErr_NoMemory(); goto done; }
     for (; ready < ncols; ready++) {
+        PyObject *text = PyList_GET_ITEM(prefixes, ready);
+        if (!PyBytes_Check(text)) { PyErr_SetString(PyExc_TypeError, "prefixes must be bytes"); goto done; }
+        prefix[ready] = PyBytes_AS_STRING(text);
+        prefix_len[ready] = PyBytes_GET_SIZE(text);
         if (column_from(PyList_GET_ITEM(specs, ready), &cols[ready], rows) < 0) { ready++; goto done; }
-        widest += (cols[ready].longest > 32 ? cols[ready].longest : 32) + 1;
+        Py_ssize_t cell = cols[ready].longest > 34 ? cols[ready].longest : 34;
+        widest += prefix_len[ready] + (cell > style.null_len ? cell : style.null_len);
     }
     Buf text = {0};
     int failed = 0;  /* 1: out of memory, 2: a dictionary index out of range */
@@ -725,14 +757,12 @@ static PyObject *csv_rows(PyObject *self, PyObject *args) {
         if (buf_reserve(&text, widest) < 0) { failed = 1; break; }
         char *line = text.data + text.len, *p = line;
         for (Py_ssize_t k = 0; k < ncols && p; k++) {
-            if (k) *p++ = ',';
-            p = put_cell(p, &cols[k], i);
+            memcpy(p, prefix[k], prefix_len[k]);
+            p = put_cell(p + prefix_len[k], &cols[k], i, &style);
         }
         if (!p) { failed = 2; break; }
-        memcpy(p, suffix, suffix_len);
-        p += suffix_len;
-        *p++ = '\n';
-        text.len += p - line;
+        memcpy(p, end, end_len);
+        text.len += p + end_len - line;
     }
     PyEval_RestoreThread(unlocked);
     if (failed == 1) PyErr_NoMemory();
@@ -742,6 +772,8 @@ static PyObject *csv_rows(PyObject *self, PyObject *args) {
 done:
     for (Py_ssize_t k = 0; k < ready; k++) column_release(&cols[k]);
     PyMem_RawFree(cols);
+    PyMem_RawFree(prefix);
+    PyMem_RawFree(prefix_len);
     return out;
 }
 
@@ -751,7 +783,7 @@ static PyMethodDef methods[] = {
     {"hf_dicts", hf_dicts, METH_O, "Hugging Face Trainer `{'loss': X, ...}` dict lines and their items."},
     {"last_bars", last_bars, METH_VARARGS, "The last tqdm bar update before each of many positions."},
     {"ffill", ffill, METH_VARARGS, "Forward-fill NaNs in a float64 buffer, in place."},
-    {"csv_rows", csv_rows, METH_VARARGS, "The series' rows as CSV text, as pyarrow.csv writes them."},
+    {"format_rows", format_rows, METH_VARARGS, "The series' rows as CSV (as pyarrow.csv writes them) or JSON lines."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -762,6 +794,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
  * built from an older version of this file is not used. */
 PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddIntConstant(m, "ABI", 2) < 0) Py_CLEAR(m);
+    if (m && PyModule_AddIntConstant(m, "ABI", 3) < 0) Py_CLEAR(m);
     return m;
 }

@@ -1,8 +1,8 @@
 """Streaming writers for the long series: csv (default), jsonl, parquet.
 
 Frames arrive chunk by chunk and are written at once, so memory stays bounded. CSV is
-formatted by the C extension straight from the Arrow tables' buffers (pyarrow without
-it), Parquet by pyarrow, JSON lines through pandas. Non-finite values are
+and JSON lines are formatted by the C extension straight from the Arrow tables' buffers
+(without it, by pyarrow and by :mod:`json`), Parquet by pyarrow. Non-finite values are
 ``nan``, ``inf``, ``-inf`` in csv, the strings ``"nan"``/``"inf"``/``"-inf"`` in jsonl
 (strict JSON has no such numbers), and real IEEE values in parquet.
 """
@@ -10,10 +10,11 @@ it), Parquet by pyarrow, JSON lines through pandas. Non-finite values are
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import sys
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from .errors import InputError
@@ -48,7 +49,7 @@ def with_source(table: pa.Table, source: str | None) -> pa.Table:
 
 
 class _CsvWriter:
-    """CSV through the C row formatter when it is built (``logsleuth._native.csv_rows``,
+    """CSV through the C row formatter when it is built (``logsleuth._native.format_rows``,
     the same text as pyarrow's writer, 2.5 to 5 times faster), else through pyarrow.
     With a ``source`` column, pyarrow's "needed" quoting quotes every string cell."""
 
@@ -63,12 +64,13 @@ class _CsvWriter:
     def write(self, table: pa.Table, source: str) -> None:
         if not table.num_rows:
             return
-        specs = _native_specs(table, quote=self.with_source) if NATIVE is not None else None
+        specs = _native_specs(table, _quoted if self.with_source else _bare) if NATIVE is not None else None
         if specs is None:
             self._csv.write_csv(with_source(table, source if self.with_source else None), self.stream, self._options)
             return
-        suffix = b"," + _quoted(source.encode()) if self.with_source else b""
-        self.stream.write(NATIVE.csv_rows(specs, table.num_rows, suffix))
+        end = (b"," + _quoted(source.encode()) if self.with_source else b"") + b"\n"
+        prefixes = [b""] + [b","] * (table.num_columns - 1)
+        self.stream.write(NATIVE.format_rows(specs, table.num_rows, prefixes, end, b"", False))
 
     def close(self) -> None:
         self.stream.flush()
@@ -83,18 +85,25 @@ def _quoted(word: bytes) -> bytes:
     return b'"' + word.replace(b'"', b'""') + b'"'
 
 
-def _native_specs(table: pa.Table, quote: bool) -> list[tuple] | None:
-    """The table's columns as ``csv_rows`` takes them (kind, validity, data, offset,
-    dictionary strings), or None when a column is of another type or, unquoted, a string
-    needs quoting (pyarrow then writes it, or says why it cannot)."""
+def _bare(word: bytes) -> bytes | None:
+    """A CSV cell without quotes, or None when the text needs them."""
+    return None if any(c in word for c in _STRUCTURAL) else word
+
+
+def _json_string(word: bytes) -> bytes:
+    return json.dumps(word.decode("utf-8", "replace"), ensure_ascii=False).encode()
+
+
+def _native_specs(table: pa.Table, cell: Callable[[bytes], bytes | None]) -> list[tuple] | None:
+    """The table's columns as ``format_rows`` takes them (kind, validity, data, offset,
+    dictionary strings as ``cell`` writes them), or None when a column is of another type
+    or ``cell`` cannot write a string (pyarrow then writes it, or says why it cannot)."""
     specs = []
     for column in table.columns:
         array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         if isinstance(array, pa.DictionaryArray) and array.indices.type in _INDEX_KINDS:
-            words = [w.encode() for w in array.dictionary.to_pylist()]
-            if quote:
-                words = [_quoted(w) for w in words]
-            elif any(c in w for w in words for c in _STRUCTURAL):
+            words = [cell(w.encode()) for w in array.dictionary.to_pylist()]
+            if None in words:
                 return None
             validity, data = array.indices.buffers()
             specs.append((_INDEX_KINDS[array.indices.type], validity, data, array.indices.offset, words))
@@ -107,22 +116,34 @@ def _native_specs(table: pa.Table, quote: bool) -> list[tuple] | None:
 
 
 class _JsonlWriter:
+    """One strict JSON object per row: null for missing values, and the strings "nan",
+    "inf", "-inf" for non-finite ones (JSON has no such numbers). Numbers keep every digit
+    (the shortest text that reads back as the same double)."""
+
     def __init__(self, stream: BinaryIO, with_source: bool) -> None:
         self.stream, self.with_source = stream, with_source
 
     def write(self, table: pa.Table, source: str) -> None:
-        frame = table.to_pandas()
-        out = frame.astype({"value": object, "metric": str, "phase": str, "step": "Int64", "rank": "Int64"})
-        values = frame["value"].to_numpy()
-        bad = ~np.isfinite(values)
-        out.loc[bad, "value"] = [("nan" if np.isnan(v) else "inf" if v > 0 else "-inf") for v in values[bad]]
-        if self.with_source:
-            out["source"] = source
-        text = out.to_json(orient="records", lines=True)
-        self.stream.write(text.encode() + (b"" if not text or text.endswith("\n") else b"\n"))
+        if not table.num_rows:
+            return
+        end = (b',"source":' + _json_string(source.encode()) if self.with_source else b"") + b"}\n"
+        specs = _native_specs(table, _json_string) if NATIVE is not None else None
+        if specs is None:
+            self.stream.write(b"".join(_json_line(row, end) for row in table.to_pylist()))
+            return
+        prefixes = [(b"{" if i == 0 else b",") + _json_string(name.encode()) + b":"
+                    for i, name in enumerate(table.column_names)]
+        self.stream.write(NATIVE.format_rows(specs, table.num_rows, prefixes, end, b"null", True))
 
     def close(self) -> None:
         self.stream.flush()
+
+
+def _json_line(row: dict, end: bytes) -> bytes:
+    """One row without the extension (Python's float repr: also the shortest round trip)."""
+    strict = {k: (v if not isinstance(v, float) or math.isfinite(v) else "nan" if math.isnan(v)
+                  else "inf" if v > 0 else "-inf") for k, v in row.items()}
+    return json.dumps(strict, ensure_ascii=False, separators=(",", ":"))[:-1].encode() + end
 
 
 class _ParquetWriter:

@@ -33,6 +33,15 @@ def test_parse_jsonl_is_strict_json_with_string_nan(tmp_path) -> None:
     assert {"step": 200, "metric": "loss", "value": "nan"}.items() <= rows[4].items()
 
 
+def test_parse_jsonl_keeps_every_digit(tmp_path) -> None:
+    log = tmp_path / "hf.log"
+    log.write_text("{'loss': 2.2798, 'grad_norm': 1e-12, 'learning_rate': 4.9999921798704865e-05, 'epoch': 0.01}\n")
+    out = tmp_path / "s.jsonl"
+    assert run("parse", str(log), "-o", str(out)).exit_code == 0
+    values = {row["metric"]: row["value"] for row in map(json.loads, out.read_text().splitlines())}
+    assert values == {"loss": 2.2798, "grad_norm": 1e-12, "lr": 4.9999921798704865e-05}
+
+
 def test_parse_parquet_keeps_nan(tmp_path) -> None:
     out = tmp_path / "s.parquet"
     assert run("parse", LOG, "-o", str(out)).exit_code == 0

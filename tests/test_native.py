@@ -162,24 +162,27 @@ def test_random_mutations_of_hf_logs(monkeypatch) -> None:
         assert _same_series(native, fallback), data[:300]
 
 
-# ---- CSV rows ------------------------------------------------------------------------
+# ---- CSV and JSON lines ---------------------------------------------------------------
 
 
-def _arrow_csv(table, quoted: bool) -> bytes:
+def _written(monkeypatch, kind: str, table, source: str | None = None, native: bool = True) -> bytes:
+    """What the csv or jsonl writer writes for ``table`` (without its header line), with
+    the C formatter or with the fallback (pyarrow's CSV writer, :mod:`json`)."""
     import io
 
-    import pyarrow.csv as pacsv
+    from logsleuth import output
 
     out = io.BytesIO()
-    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="needed" if quoted else "none"))
-    return out.getvalue()
+    with monkeypatch.context() as m:
+        if not native:
+            m.setattr(output, "NATIVE", None)
+        writer = (output._CsvWriter if kind == "csv" else output._JsonlWriter)(out, source is not None)
+        start = len(out.getvalue())
+        writer.write(table, source or "")
+    return out.getvalue()[start:]
 
 
-def test_csv_rows_write_doubles_as_pyarrow_does() -> None:
-    import pyarrow as pa
-
-    from logsleuth.output import _native_specs
-
+def _random_doubles() -> list:
     rng = np.random.default_rng(3)
     n = 100_000
     raw_bits = rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64)
@@ -191,28 +194,46 @@ def test_csv_rows_write_doubles_as_pyarrow_does() -> None:
     long_digits = 10.0 ** rng.uniform(-7.5, 15.5, n)  # mostly 16 and 17 significant digits
     powers = np.array([f(10.0 ** k) for k in range(-12, 23) for f in (float, lambda x: np.nextafter(x, 0),
                                                                         lambda x: np.nextafter(x, math.inf))])
-    for values in (raw_bits, printed, edges, long_digits, powers, 2.0 ** np.arange(-30, 60)):
-        mask = rng.random(len(values)) < 0.1
-        table = pa.table({"v": pa.array(values), "i": pa.array(rng.integers(-2**63, 2**63 - 1, len(values))),
-                          "e": pa.array(values, mask=mask)})
-        assert NATIVE.csv_rows(_native_specs(table, False), table.num_rows, b"") == _arrow_csv(table, False)
+    return [raw_bits, printed, edges, long_digits, powers, 2.0 ** np.arange(-30, 60)]
+
+
+def _table_of(values):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(len(values))
+    return pa.table({"v": pa.array(values), "i": pa.array(rng.integers(-2**63, 2**63 - 1, len(values))),
+                     "e": pa.array(values, mask=rng.random(len(values)) < 0.1)})
+
+
+def test_csv_rows_write_doubles_as_pyarrow_does(monkeypatch) -> None:
+    for values in _random_doubles():
+        table = _table_of(values)
+        assert _written(monkeypatch, "csv", table) == _written(monkeypatch, "csv", table, native=False)
+
+
+def test_json_lines_keep_every_digit_and_are_strict(monkeypatch) -> None:
+    import json
+
+    for values in _random_doubles():
+        table = _table_of(values)
+        native = [json.loads(line) for line in _written(monkeypatch, "jsonl", table, "a/b.log").splitlines()]
+        python = [json.loads(line) for line in _written(monkeypatch, "jsonl", table, "a/b.log", False).splitlines()]
+        assert native == python and len(native) == len(values)
+        assert [r["v"] for r in native] == [v if math.isfinite(v) else "nan" if math.isnan(v) else "inf" if v > 0
+                                            else "-inf" for v in values.tolist()]
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*/*.log")), ids=lambda p: p.parent.name + "/" + p.name)
-def test_csv_rows_write_every_golden_as_pyarrow_does(path) -> None:
-    import pyarrow as pa
+def test_every_golden_is_written_as_the_fallbacks_write_it(monkeypatch, path) -> None:
+    import json
 
-    import logsleuth
     from logsleuth.api import start_parse
-    from logsleuth.output import _native_specs, _quoted, with_source
 
-    job = start_parse(str(path))
-    for table in job.frames():
-        assert NATIVE.csv_rows(_native_specs(table, False), table.num_rows, b"") == _arrow_csv(table, False)
-        source = f'dir,with "quotes"/{path.name}'
-        expected = _arrow_csv(with_source(table, source), True)
-        assert NATIVE.csv_rows(_native_specs(table, True), table.num_rows, b"," + _quoted(source.encode())) == expected
-    assert logsleuth and pa
+    for table in start_parse(str(path)).frames():
+        for source in (None, f'dir,with "quotes"/{path.name}'):
+            assert _written(monkeypatch, "csv", table, source) == _written(monkeypatch, "csv", table, source, False)
+            native, python = (_written(monkeypatch, "jsonl", table, source, n).splitlines() for n in (True, False))
+            assert [json.loads(line) for line in native] == [json.loads(line) for line in python]  # 2 == 2.0
 
 
 def test_forward_fill_matches_numpy(monkeypatch) -> None:
