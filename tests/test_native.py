@@ -205,7 +205,7 @@ def _table_of(values):
                      "e": pa.array(values, mask=rng.random(len(values)) < 0.1)})
 
 
-def test_csv_rows_write_doubles_as_pyarrow_does(monkeypatch) -> None:
+def test_csv_writes_doubles_as_pyarrow_does(monkeypatch) -> None:
     for values in _random_doubles():
         table = _table_of(values)
         assert _written(monkeypatch, "csv", table) == _written(monkeypatch, "csv", table, native=False)
