@@ -126,7 +126,7 @@ class LogInput:
         or None when the stream cannot tell (a pipe)."""
         try:
             return self._raw.tell() if self._raw is not None else None
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError):
             return None
 
     def close(self) -> None:
@@ -221,14 +221,6 @@ class _Prefixed(io.RawIOBase):
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
-
-    def consumed(self) -> int | None:
-        """Bytes of the input read so far (of the compressed file, when it is compressed),
-        or None when the stream cannot tell (a pipe)."""
-        try:
-            return self._raw.tell() if self._raw is not None else None
-        except (OSError, ValueError, AttributeError):
-            return None
 
     def close(self) -> None:
         self._stream.close()
