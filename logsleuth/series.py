@@ -125,7 +125,6 @@ class Prepared:
     names: list
     value: np.ndarray
     phase: np.ndarray  # int8 codes: TRAIN, EVAL, BAR
-    bar: np.ndarray
     rank: np.ndarray | None
     events: list = field(default_factory=list)  # (line, pos, step, kind, fields, text)
     hparams: list = field(default_factory=list)  # (line, key, value)
@@ -193,7 +192,7 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
     prep = Prepared(
         newlines=len(nl), pos=pos_a, line=np.searchsorted(nl, pos_a), step=cols["step"], epoch=cols["epoch"],
         it=cols["it"], total=cols["total"], metric=codes, names=names,
-        value=value_a, phase=phase_a, bar=phase_a == BAR, rank=ranks_of(chunk, pos_a, nl),
+        value=value_a, phase=phase_a, rank=ranks_of(chunk, pos_a, nl),
     )
     prep.unparsed = [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in sorted(bad_pos + batch.unparsed)]
     prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in _evidence_rows(value_a, codes)}
@@ -249,7 +248,7 @@ class Assembler:
             base = self.fmt.epoch_base
             ep = np.maximum(np.where(np.isnan(epoch), base, epoch) - base, 0)
             step[has_it] = (ep * np.nan_to_num(prep.total) + prep.it)[has_it]
-        if prep.bar.any():
+        if (prep.phase == BAR).any():
             step[~self._main_bars(prep)] = _NAN
         filled = _ffill(step, self.step)
         if len(filled):
@@ -267,10 +266,11 @@ class Assembler:
 
     def _main_bars(self, prep: Prepared) -> np.ndarray:
         """Bars with a smaller total than the main bar (eval loops) must not set steps."""
-        totals = np.where(prep.bar, np.nan_to_num(prep.total), 0)
+        bar = prep.phase == BAR
+        totals = np.where(bar, np.nan_to_num(prep.total), 0)
         running = np.maximum.accumulate(np.maximum(totals, self.bar_total))
         self.bar_total = int(running[-1])
-        return ~prep.bar | (totals >= running)
+        return ~bar | (totals >= running)
 
     # ---- segments -----------------------------------------------------------------
 
