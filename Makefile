@@ -3,17 +3,33 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv demo test bench bench-quick bench-diagnose bench-stages accuracy corpus model goldens clean
+.PHONY: venv runtime demo test bench bench-quick bench-diagnose bench-stages accuracy corpus model goldens \
+	real-logs clean
 
-$(BIN)/logsleuth: pyproject.toml logsleuth/_native.c
+# One venv, installed in layers: the runtime alone (`make demo`: no torch, no scikit-learn,
+# no test tools), the dev extras (`make test` and the rest), the train extra (`make model`).
+# Each stamp is redone when pyproject.toml or the C extension's source changes.
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml logsleuth/_native.c
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml logsleuth/_native.c
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(BIN)/logsleuth
+	touch $@
 
-venv: $(BIN)/logsleuth
+$(VENV)/.train: $(BIN)/python pyproject.toml logsleuth/_native.c
+	$(BIN)/pip install --quiet -e '.[train]'
+	touch $@
 
-demo: venv
+runtime: $(VENV)/.runtime
+
+venv: $(VENV)/.dev
+
+demo: runtime
 	$(BIN)/logsleuth diagnose sample_logs/caffe_sudden_nan.log || [ $$? -eq 1 ]
 	$(BIN)/logsleuth diagnose sample_logs/hf_trainer_hidden_nan.log --oneline || [ $$? -eq 1 ]
 	$(BIN)/logsleuth parse sample_logs/caffe_sudden_nan.log | head -8
@@ -43,8 +59,12 @@ corpus: venv
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/python -m corpus.build --out corpus/data
 
-model: corpus
+model: corpus $(VENV)/.train
 	$(BIN)/python -m logsleuth.train corpus/data
+
+# the in-repo copy of the real logs (tests/data/real_logs) from ../shared/real_logs
+real-logs:
+	$(PYTHON) -m tests.refresh_real_logs
 
 clean:
 	rm -rf $(VENV) bench/out .pytest_cache

@@ -3,7 +3,8 @@ precision / recall on
 
 (a) the held-out split of the generated corpus (seeds and formats the model never saw):
     ``python bench/accuracy.py --corpus corpus/data``;
-(b) the real logs in ``../shared/real_logs`` against ``labels.csv``.
+(b) the real logs in ``tests/data/real_logs`` (the in-repo copy of ``../shared/real_logs``,
+    ``make real-logs`` refreshes it) against ``labels.csv``.
 
 Mapping of the real-log labels to catalog codes: healthy H001, stalled S401,
 exploding_loss X101, sudden_nan N201, fixed_iter_nan N202, early_blowup L301. Rows
@@ -25,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REAL = HERE.parent.parent / "shared" / "real_logs"
+REAL = HERE.parent / "tests" / "data" / "real_logs"
 LABEL_TO_CODE = {"healthy": "H001", "stalled": "S401", "exploding_loss": "X101", "sudden_nan": "N201",
                  "fixed_iter_nan": "N202", "early_blowup": "L301"}
 #: the ``other`` rows of labels.csv, mapped to the catalog code that describes them

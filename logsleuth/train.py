@@ -22,6 +22,16 @@ import numpy as np
 
 MODEL_CLASSES = ("H001", "X101", "N201", "N202", "L301", "S401", "R601")
 MODEL_PATH = Path(__file__).resolve().parent / "model" / "signatures.joblib"
+TRAIN_HINT = "training needs scikit-learn, the [train] extra: pip install 'logsleuth[train]' (or make model)"
+
+
+def require_sklearn() -> None:
+    """Fail with an install hint, not a traceback: scikit-learn (and joblib, which it
+    brings) is only a training dependency, absent from a runtime install."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None or importlib.util.find_spec("joblib") is None:
+        raise SystemExit(f"logsleuth.train: {TRAIN_HINT}")
 
 
 def corpus_rows(root: Path, split: str) -> list[dict[str, str]]:
@@ -51,6 +61,7 @@ def feature_matrix(root: Path, rows: list[dict[str, str]]) -> tuple[np.ndarray, 
 
 
 def fit(root: Path, seed: int = 0) -> dict:
+    require_sklearn()
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from .features import FEATURE_SCHEMA_VERSION
@@ -75,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=MODEL_PATH)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    require_sklearn()
     import joblib
 
     from .forest import export

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_LOGS = REPO.parent / "shared" / "real_logs"
+#: the in-repo copy of ../shared/real_logs, so that a lone clone tests; `make real-logs` refreshes it
+REAL_LOGS = Path(__file__).resolve().parent / "data" / "real_logs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
