@@ -68,3 +68,27 @@ real-logs:
 
 clean:
 	rm -rf $(VENV) bench/out .pytest_cache
+
+# A corpus written by the real frameworks (corpus/frameworks/README.md). Own venvs, so .venv stays light;
+# torch==2.13.0 first (the CPU wheel on local disk), then the frameworks, so none pulls another torch.
+FWVENV = .venv-frameworks
+FWHF4  = .venv-frameworks-hf4
+
+$(FWVENV)/bin/python: corpus/frameworks/requirements.txt
+	$(PYTHON) -m venv $(FWVENV)
+	$(FWVENV)/bin/pip install --quiet torch==2.13.0
+	$(FWVENV)/bin/pip install --quiet -r corpus/frameworks/requirements.txt
+	touch $(FWVENV)/bin/python
+
+$(FWHF4)/bin/python: corpus/frameworks/requirements-hf4.txt
+	$(PYTHON) -m venv $(FWHF4)
+	$(FWHF4)/bin/pip install --quiet torch==2.13.0
+	$(FWHF4)/bin/pip install --quiet -r corpus/frameworks/requirements-hf4.txt
+	touch $(FWHF4)/bin/python
+
+.PHONY: corpus-frameworks corpus-frameworks-check
+corpus-frameworks: $(FWVENV)/bin/python $(FWHF4)/bin/python
+	nice -n 10 $(FWVENV)/bin/python -m corpus.frameworks.build --out corpus/framework_runs
+
+corpus-frameworks-check: venv
+	$(BIN)/python corpus/frameworks/check.py corpus/framework_runs

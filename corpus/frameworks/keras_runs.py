@@ -1,0 +1,82 @@
+"""Keras 3 ``model.fit`` on the torch backend (``KERAS_BACKEND=torch``), verbose=1 or 2.
+
+``verbose1``: the progress bar (``c/T ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - loss: 0.4012``,
+carriage-return updates in the captured file; the loss is the running mean over the
+epoch); ``verbose2``: one line per epoch. Callbacks: ``CSVLogger("training.csv",
+append=True)`` always, ``TerminateOnNaN`` in most runs (``Batch b: Invalid loss,
+terminating training``, b 0-based within the epoch). The loss function is the project's,
+written with ``keras.ops``; it hands the batch loss it computed to a callback that
+writes the trace at ``on_train_batch_end``: step = ``epoch * T + batch + 1`` (the bar's
+``(e - 1) * T + c``). No shuffling (``shuffle=False``): a corrupt sample recurs at
+the same position of every epoch. A re-queued run starts from scratch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from corpus.frameworks import common as C  # noqa: E402
+
+
+def main() -> None:
+    spec = C.load_spec()
+    import keras
+    from keras import ops
+
+    keras.utils.set_random_seed(spec["seed"])
+    C.seed_all(spec["seed"])
+    x, y = C.make_data(spec)
+    C.resolve_lr(spec, x)
+    trace = C.Trace(spec)
+    seen = {"loss": float("nan")}
+    task, kind = spec["task"], spec.get("loss", "ce")
+    out = 1 if task in ("binary", "regress") else spec.get("classes", 4)
+    init = keras.initializers.RandomNormal(stddev=spec["init_std"]) if spec.get("init_std") else "glorot_uniform"
+    layers = [keras.Input(x.shape[1:])]
+    if task != "regress":
+        layers += [keras.layers.Dense(32, activation="relu", kernel_initializer=init),
+                   keras.layers.Dense(32, activation="relu", kernel_initializer=init)]
+    layers += [keras.layers.Dense(out, kernel_initializer=init)]
+    model = keras.Sequential(layers)
+
+    def loss(y_true, y_pred):
+        if kind == "mse":
+            v = ops.mean((ops.squeeze(y_pred, -1) - y_true) ** 2)
+        elif kind == "unsafe_bce":
+            p = ops.sigmoid(ops.squeeze(y_pred, -1))
+            v = -ops.mean(y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p))
+        else:
+            v = ops.mean(keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True))
+        seen["loss"] = float(v.detach()) if hasattr(v, "detach") else float(v)
+        return v
+
+    spe = math.ceil(len(x) / spec["batch_size"])
+
+    class TraceCallback(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            trace.step(self.epoch * spe + batch + 1, seen["loss"])
+
+    if spec.get("optimizer") == "adam":
+        opt = keras.optimizers.Adam(learning_rate=spec["lr"])
+    else:
+        opt = keras.optimizers.SGD(learning_rate=spec["lr"], momentum=spec.get("momentum", 0.0))
+    model.compile(optimizer=opt, loss=loss)
+    cbs = [TraceCallback(), keras.callbacks.CSVLogger("training.csv", append=True)]
+    if spec.get("terminate_on_nan"):
+        cbs.append(keras.callbacks.TerminateOnNaN())
+    epochs = max(2, round(spec["steps"] / spe))
+    model.fit(x, y, batch_size=spec["batch_size"], epochs=epochs, shuffle=False, callbacks=cbs,
+              verbose=1 if spec["variant"] == "verbose1" else 2)
+    trace.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The run list: which framework, printing variant and injected cause, with what knobs.
+
+Deterministic given the seed (``random.Random(seed)``). The knobs of a cause are what we
+*do* to a run; what the run then did is measured afterwards (:mod:`corpus.frameworks.build`).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# framework -> [(variant, [causes...], runs per (variant, cause) cell)]
+CAUSES = ["none", "lr_far_too_high", "lr_too_high_gradual", "rnn_no_clip", "corrupt_sample", "unsafe_log",
+          "label_count_zero", "unnormalised_input", "bad_init", "lr_far_too_low", "lr_zero", "bf16", "fp16"]
+TABLE = {
+    "hf": [("tqdm", ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample", "unsafe_log",
+                     "label_count_zero", "bad_init", "lr_far_too_low", "bf16"], 2),
+           ("tqdm-nofilter", ["corrupt_sample", "unsafe_log", "lr_far_too_high"], 1),
+           ("bert", ["none", "lr_far_too_high", "lr_far_too_low"], 1)],
+    "hf4": [("tqdm", ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample", "unsafe_log",
+                      "label_count_zero", "lr_far_too_low"], 2),
+            ("tqdm-nofilter", ["unsafe_log", "corrupt_sample"], 1),
+            ("bert", ["none", "lr_far_too_high"], 1)],
+    "torch": [(v, ["none", "lr_far_too_high", "lr_too_high_gradual", "rnn_no_clip", "corrupt_sample", "unsafe_log",
+                   "label_count_zero", "unnormalised_input", "bad_init", "lr_far_too_low", "lr_zero", "bf16",
+                   "fp16"], 1) for v in ("print", "logging", "tqdm")],
+    "lightning": [(v, ["none", "lr_far_too_high", "lr_too_high_gradual", "rnn_no_clip", "corrupt_sample",
+                       "unsafe_log", "bad_init", "lr_far_too_low", "bf16"], 1) for v in ("tqdm", "rich")],
+    "keras": [(v, ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample", "unsafe_log",
+                   "unnormalised_input", "bad_init", "lr_far_too_low"], 1) for v in ("verbose1", "verbose2")],
+}
+# Drawn after TABLE (so adding here leaves the runs above unchanged): more failures and requeues.
+EXTRA = [("hf", "notqdm", ["none", "unsafe_log", "lr_far_too_high", "corrupt_sample"], 1),
+         ("torch", "print", ["corrupt_sample", "unsafe_log", "rnn_no_clip", "fp16"], 1),
+         ("torch", "tqdm", ["corrupt_sample", "unsafe_log", "rnn_no_clip", "fp16"], 1),
+         ("lightning", "tqdm", ["corrupt_sample", "label_count_zero"], 1),
+         ("keras", "verbose1", ["corrupt_sample", "lr_too_high_gradual"], 1)]
+PACKAGE = {"hf": ("requirements.txt", "transformers"), "hf4": ("requirements-hf4.txt", "transformers"),
+           "torch": (None, "torch"), "lightning": ("requirements.txt", "lightning"),
+           "keras": ("requirements.txt", "keras")}
+
+
+def version(fw: str) -> str:
+    req, pkg = PACKAGE[fw]
+    if req is None:
+        return "torch==2.13.0"
+    m = re.search(rf"^{pkg}==(\S+)", (HERE / req).read_text(), re.M)
+    return f"{pkg}=={m.group(1)}"
+
+
+def knobs(cause: str, r: random.Random) -> dict:
+    """The spec fields of one injected cause (task, model, optimizer, lr, corruption)."""
+    s = {"task": "blobs", "classes": r.choice([3, 4, 5]), "dim": 16, "optimizer": "adam",
+         "lr": r.choice([3e-3, 1e-2]), "sep": 2.0, "loss": "ce"}
+    if cause == "lr_far_too_high":
+        s.update(optimizer="sgd", momentum=0.9, lr=r.choice([30.0, 100.0, 300.0, 1000.0]))
+    elif cause == "lr_too_high_gradual":
+        s.update(task="regress", optimizer="sgd", lr_edge_factor=r.uniform(1.005, 1.03), loss="mse", batch_all=True)
+    elif cause == "rnn_no_clip":
+        s.update(task="seq", optimizer="sgd", momentum=0.9, lr=r.uniform(0.5, 3.0), seq_len=12, dim=8)
+    elif cause == "corrupt_sample":
+        s.update(corrupt=True, corrupt_value=r.choice(["nan", "inf"]))
+    elif cause == "unsafe_log":
+        opt, lr, sep = r.choice([("sgd", 0.01, 1.0), ("adam", 0.003, 2.0), ("adam", 0.002, 2.0), ("adam", 0.003, 1.0)])
+        s.update(task="binary", loss="unsafe_bce", optimizer=opt, momentum=0.9, lr=lr, sep=sep)
+    elif cause == "label_count_zero":
+        s.update(loss="count_norm", classes=r.choice([5, 6, 8]))
+    elif cause == "unnormalised_input":
+        s.update(optimizer="sgd", momentum=0.9, lr=0.1, input_scale=255.0)
+    elif cause == "bad_init":
+        s.update(optimizer="sgd", lr=0.05, init_std=r.choice([5.0, 10.0, 20.0]))
+    elif cause == "lr_far_too_low":
+        s.update(optimizer="sgd", lr=r.choice([1e-6, 1e-7]))
+    elif cause == "lr_zero":
+        s.update(optimizer="sgd", lr=0.0)
+    elif cause == "bf16":
+        s.update(precision="bf16")
+    elif cause == "fp16":
+        s.update(precision="fp16", init_scale=2.0 ** r.choice([20, 24, 28, 32]))
+    return s
+
+
+def plan(seed: int = 1, only: list[str] | None = None, limit: int = 0) -> list[dict]:
+    r = random.Random(seed)
+    specs = []
+    for fw, cells in TABLE.items():
+        n = 0
+        for variant, causes, reps in cells:
+            for cause in causes:
+                for rep in range(reps):
+                    spec = make_spec(fw, variant, cause, r)
+                    spec["id"] = f"{fw}-{variant}-{cause}-{rep}"
+                    n += 1
+                    if (not only or fw in only) and (not limit or n <= limit):
+                        specs.append(spec)
+    for fw, variant, causes, reps in EXTRA:
+        for cause in causes:
+            for rep in range(reps):
+                spec = make_spec(fw, variant, cause, r)
+                spec["id"] = f"{fw}-{variant}-{cause}-x{rep}"
+                if not only or fw in only:
+                    specs.append(spec)
+    return specs
+
+
+def make_spec(fw: str, variant: str, cause: str, r: random.Random) -> dict:
+    s = knobs(cause, r)
+    s.update(framework=fw, framework_version=version(fw), variant=variant, cause=cause,
+             seed=r.randrange(1, 10_000), unbuffered=r.random() < 0.5, attempts=1, requeue="",
+             artefacts=[], options={})
+    bs = r.choice([16, 32])
+    n = bs * r.choice([20, 25, 40])
+    if s.get("batch_all"):
+        n, bs = 256, 256
+    s.update(n_samples=n, batch_size=bs, steps_per_epoch=n // bs)
+    s["steps"] = r.choice([120, 160, 200, 250])
+    if cause in ("lr_too_high_gradual", "unsafe_log"):
+        s["steps"] = r.choice([250, 300, 400])
+    s["log_every"] = r.choice([1, 5, 10]) if fw != "hf" and fw != "hf4" else r.choice([1, 5, 10, 20])
+    if s.get("corrupt"):
+        s["corrupt_index"] = r.randrange(n // 3, n)
+        s["attempts"] = r.choice([1, 2, 2, 3])
+        s["requeue"] = r.choice(["scratch", "resume"]) if s["attempts"] > 1 else ""
+        s["ckpt_every"] = 20
+        s["on_nonfinite"] = "raise" if s["attempts"] > 1 else r.choice(["skip", "continue"])
+    if fw in ("hf", "hf4"):
+        s["hides_nan"] = "nofilter" not in variant
+        s["hf_info"] = r.random() < 0.5
+        s["hf_clip"] = 0.0 if cause in ("lr_far_too_high", "lr_too_high_gradual", "bad_init") else r.choice([1.0, 0.0])
+        s["model"] = "bert" if variant == "bert" else "mlp"
+        if variant == "bert":
+            s.update(task="tokens", vocab=64, seq_len=16)
+        s["artefacts"] = ["out/checkpoint-*/trainer_state.json"]
+        s["ckpt_every"] = s.get("ckpt_every") or r.choice([50, 100])
+    if fw == "lightning":
+        s["artefacts"] = ["lightning_logs/*/metrics.csv"]
+    if fw == "keras":
+        s["artefacts"] = ["training.csv"]
+        s["requeue"] = "scratch" if s["requeue"] else ""
+        s["terminate_on_nan"] = r.random() < 0.7 or s["attempts"] > 1
+    s["options"] = {k: s[k] for k in ("optimizer", "precision", "init_std", "input_scale", "loss", "task",
+                                      "on_nonfinite", "unbuffered", "batch_size") if k in s}
+    return s
