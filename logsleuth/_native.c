@@ -308,6 +308,13 @@ static Py_ssize_t match_dict(const char *s, Py_ssize_t p, Py_ssize_t n) {
     return k < n && s[k] == '}' ? k + 1 - p : 0;
 }
 
+/* recent transformers releases quote the values ('loss': '0.68'): the number starts after
+ * the quote, as hf_trainer._ITEM's (?:'(?=[-+.\dnNiI]))? */
+static Py_ssize_t quoted_number(const char *s, Py_ssize_t va, Py_ssize_t end) {
+    if (va + 1 < end && s[va] == '\'' && (is_digit(s[va + 1]) || strchr("-+.nNiI", s[va + 1]) != NULL)) return va + 1;
+    return va;
+}
+
 /* \{('(?:loss|eval_|train_|grad_norm|learning_rate|epoch|test_)[^}\r\n]*)\} (finditer) and,
  * inside each, the items '([\w/.\-]+)': (VAL) (findall)
  * -> (dict pos int64, item's dict int32, item's key id int32, keys (list of bytes),
@@ -335,13 +342,12 @@ static PyObject *hf_dicts(PyObject *self, PyObject *arg) {
             i = q - s;
             Py_ssize_t k = i + 1;
             while (k < end && is_key_char(s[k])) k++;
-            Py_ssize_t vb;
+            Py_ssize_t vb, va = k + 3;
             if (k == i + 1 || !(k + 3 <= end && s[k] == '\'' && s[k + 1] == ':' && s[k + 2] == ' ') ||
-                (vb = match_val(s, k + 3, end)) < 0) {
+                (vb = match_val(s, va = quoted_number(s, va, end), end)) < 0) {
                 i++;
                 continue;
             }
-            Py_ssize_t va = k + 3;
             int id;
             signed char all_digits = 1;
             for (Py_ssize_t d = va; d < vb; d++) all_digits &= is_digit(s[d]);

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -208,7 +209,7 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
     first = next((r.first_nonfinite() for r in runs if r.first_nonfinite()), None)
     framework = runs[0].format
     causes = rank_causes(verdict, features, framework) if not verdict.benign and verdict.code != "I000" else ()
-    title = load_title(verdict, first)
+    title = load_title(verdict, first, features, _last_train_step(runs))
     verdict = replace(verdict, title=title)
     return Diagnosis(
         verdict=verdict, first_nonfinite=first, causes=causes, evidence=evidence(runs, features, verdict),
@@ -232,11 +233,26 @@ def _is_artifact(item: object) -> bool:
     return os.path.isdir(item) or artifact_kind(str(item)) is not None
 
 
-def load_title(verdict: "Verdict", first: object) -> str:
+def load_title(verdict: "Verdict", first: object, features: Mapping[str, float] | None = None,
+               last_step: float | None = None) -> str:
+    """The signature's title filled from the evidence: the first non-finite moment for a
+    failure; the last step for a healthy or stalled run; the overflow count."""
     from .catalog import load_catalog
+    from .types import nonfinite_words
 
+    f = features or {}
+    metric, step = getattr(first, "metric", None), getattr(first, "step", None)
+    if first is None or verdict.code in ("H001", "S401", "R601", "F501"):
+        metric, step = "the loss", last_step if verdict.code in ("H001", "S401") else None
     sig = load_catalog().signature(verdict.code)
-    return sig.format_title(step=getattr(first, "step", None), metric=getattr(first, "metric", None))
+    return sig.format_title(step=step, metric=nonfinite_words(metric) if metric else None,
+                            count=f.get("n_overflow_events") or None)
+
+
+def _last_train_step(runs: list[RunSeries]) -> float | None:
+    steps = [r.frame["step"][r.frame["phase"] == "train"].astype("float64").max() for r in runs if len(r.frame)]
+    steps = [float(s) for s in steps if not math.isnan(s)]
+    return max(steps) if steps else None
 
 
 def _warnings(runs: list[RunSeries]) -> tuple[str, ...]:

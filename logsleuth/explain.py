@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 from .catalog import load_catalog
 from .features import first_bad_component
-from .types import Evidence, RankedCause, RunSeries, Verdict, is_loss_metric
+from .types import Evidence, RankedCause, RunSeries, Verdict, is_loss_metric, nonfinite_words
 
 Features = Mapping[str, float]
 #: prior given to a cause that the signature does not list but the evidence points at
@@ -125,7 +125,7 @@ def _failure_lines(run: RunSeries, name: str) -> list[Evidence]:
     first = run.first_nonfinite()
     if first is None:
         return []
-    out = [Evidence(first.step, first.line, first.text, f"first non-finite {first.metric}", name)]
+    out = [Evidence(first.step, first.line, first.text, f"first non-finite: {nonfinite_words(first.metric)}", name)]
     component = first_bad_component(run)
     if component and component != first.metric:
         out.append(Evidence(first.step, first.line, first.text, f"the loss component {component} went first", name))
@@ -172,7 +172,7 @@ def _event_lines(run: RunSeries, name: str) -> list[Evidence]:
             out.append(Evidence(last.step, last.line, last.text, f"last overflow, loss scale now {scale}", name))
     for e in run.events:
         if e.kind in ("min_loss_scale", "loss_missing", "terminate_on_nan", "nonfinite"):
-            out.append(Evidence(e.step, e.line, e.text, f"{e.kind.replace('_', ' ')} reported", name))
+            out.append(Evidence(e.step, e.line, e.text, f"the log says: {e.fields.get('said') or e.fields.get('message') or e.kind.replace('_', ' ')}", name))
             break
     return out
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from .types import DIAGNOSIS_SCHEMA_VERSION, Diagnosis
+from .types import DIAGNOSIS_SCHEMA_VERSION, Diagnosis, nonfinite_words
 
 ONELINE_MAX = 200
 
@@ -66,7 +66,8 @@ def to_text(d: Diagnosis) -> str:
         lines.append(f"  input: {i.path} ({i.format}, {size})")
     if d.first_nonfinite:
         f = d.first_nonfinite
-        lines.append(f"  first non-finite: {f.metric} at step {f.step}, line {f.line}: {f.text[:160]}")
+        at = f" at step {f.step}" if f.step is not None else ""
+        lines.append(f"  first non-finite: {nonfinite_words(f.metric)}{at}, line {f.line}: {f.text[:160]}")
     if d.evidence:
         lines.append("Evidence")
         for e in d.evidence:
@@ -101,7 +102,8 @@ def to_markdown(d: Diagnosis) -> str:
         out.append(f"- input: `{i.path}` ({i.format}, sha256 `{(i.sha256 or '')[:12]}`)")
     if d.first_nonfinite:
         f = d.first_nonfinite
-        out += ["", f"**First non-finite**: `{f.metric}` at step {f.step}, line {f.line}", "", "```",
+        at = f" at step {f.step}" if f.step is not None else ""
+        out += ["", f"**First non-finite**: {nonfinite_words(f.metric)}{at}, line {f.line}", "", "```",
                 f.text[:300], "```"]
     if d.evidence:
         out += ["", "| line | step | why |", "|---|---|---|"]

@@ -19,6 +19,18 @@ COLUMNS = ("step", "metric", "value", "phase", "segment", "rank", "epoch", "line
 
 #: event kinds that mean "a non-finite number happened here" even without a nan value
 NONFINITE_EVENTS = frozenset({"overflow", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale"})
+#: how a report names a non-finite moment that is an event, not a printed value
+_EVENT_WORDS = {"nonfinite": "the loss (reported)", "terminate_on_nan": "the loss (TerminateOnNaN)",
+                "loss_missing": "the loss (left out of the line)", "overflow": "the fp16 gradients (overflow skip)",
+                "min_loss_scale": "the fp16 loss scale (at its minimum)"}
+
+
+def nonfinite_words(metric: str) -> str:
+    """What went non-finite, in a reader's words: the metric as printed (``loss``,
+    ``grad_norm``), or for an event what the log reported."""
+    return _EVENT_WORDS.get(metric, metric)
+
+
 #: metric names whose non-finite value counts as the run going non-finite
 GRAD_METRICS = frozenset({"grad_norm"})
 

@@ -28,6 +28,7 @@ _MODULES = (
     "deepspeed",
     "darknet",
     "turicreate",
+    "opennmt",
     "pytorch",
     "generic",
 )

@@ -260,9 +260,10 @@ def phase_of(metric: str) -> str:
 _END = rb"(?![a-z0-9_/.]|:[^\s])"
 _KV_COLON = re.compile(rb"(" + KEY.encode() + rb"):\s*(" + NUM.encode() + rb")" + _END)
 _KV_EQUALS = re.compile(rb"(" + KEY.encode() + rb")\s*=\s*(" + NUM.encode() + rb")" + _END)
-#: "key value" and "key: value" and "key=value", for free-form prints (generic fallback)
-_KV_ANY = re.compile(rb"(" + KEY.encode() + rb")(?:\s*[:=]\s*|\s+)\[?\s*(?:tensor\()?(" + NUM.encode()
-                     + rb")(?:\s*/\s*(\d+))?" + _END)
+#: "key value" and "key: value" and "key=value", for free-form prints (generic fallback);
+#: JSON and Python dict items too (``"loss": NaN``, ``'loss': '0.68'``: quoted keys and values)
+_KV_ANY = re.compile(rb"(" + KEY.encode() + rb")['\"]?(?:\s*[:=]\s*|\s+)['\"]?\[?\s*(?:tensor\()?(" + NUM.encode()
+                     + rb")(?:\s*/\s*(\d+))?['\"]?" + _END)
 KV_STYLES = {"colon": _KV_COLON, "equals": _KV_EQUALS}
 
 #: keys that position a record rather than measure anything
@@ -275,23 +276,76 @@ NOISE_KEYS = frozenset({"eta", "time", "data_time", "data", "sec", "secs", "seco
                         "train_wall", "gpu_mem", "total", "images", "hours", "left", "remaining", "eta_seconds"})
 
 
+#: words of a sentence, never metric names (``loss is nan`` is said in words: an event)
+PROSE_KEYS = frozenset({"is", "was", "be", "been", "became", "become", "becomes", "to", "of", "the", "a", "an", "at",
+                        "in", "and", "or", "not", "with", "for", "by", "on", "are", "has", "had", "have", "got",
+                        "went", "as", "from", "found", "detected", "encountered", "returned", "value", "values"})
+
+
 def is_noise(name: str) -> bool:
     """Bookkeeping rather than training signal (throughput, timing, memory)."""
     return name in NOISE_KEYS
 
 
+#: bytes looked at first around a position for its line's ends (grows 8x while none is found)
+_LINE_WINDOW = 512
+
+
+def line_start(chunk: bytes, pos: int) -> int:
+    """Start of the line -- or progress-bar update -- containing ``pos``.
+
+    Both separators are searched in a window before ``pos`` that grows until one is
+    found: ``rfind`` over the whole chunk would scan it to its start for the separator a
+    chunk does not have (most logs have no ``\\r``), making each call cost the chunk's
+    size rather than the line's."""
+    width = _LINE_WINDOW
+    while True:
+        lo = max(0, pos - width)
+        start = max(chunk.rfind(b"\n", lo, pos), chunk.rfind(b"\r", lo, pos))
+        if start != -1 or lo == 0:
+            return start + 1
+        width *= 8
+
+
+def line_end(chunk: bytes, pos: int) -> int:
+    """End (exclusive, at its separator) of the line or bar update containing ``pos``."""
+    width, n = _LINE_WINDOW, len(chunk)
+    while True:
+        hi = min(n, pos + width)
+        ends = [e for e in (chunk.find(b"\n", pos, hi), chunk.find(b"\r", pos, hi)) if e != -1]
+        if ends:
+            return min(ends)
+        if hi == n:
+            return n
+        width *= 8
+
+
 def line_at(chunk: bytes, pos: int) -> tuple[int, bytes]:
-    """(start, text) of the line -- or progress-bar update -- containing ``pos``."""
-    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
-    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e != -1]
-    return start, chunk[start:min(ends) if ends else len(chunk)]
+    """(start, text) of the line -- or progress-bar update -- containing ``pos``; costs
+    the line's length, not the chunk's (see :func:`line_start`)."""
+    start = line_start(chunk, pos)
+    return start, chunk[start:line_end(chunk, pos)]
+
+
+#: a quoted key with a quoted word for a value (``'loss_type': 'l2'``): a config echo
+_WORD_VALUE = re.compile(rb"""['"]\s*:\s*['"](?![-+.\d]|nan|inf|NaN|Inf)[A-Za-z]""")
+
+
+def is_config_echo(line: bytes) -> bool:
+    """A dict or JSON line of settings rather than metrics: two or more quoted words as
+    values (``{'img_size': [256, 256], 'loss_type': 'l2', 'EPOCHS': 3000, ...}``). Its
+    numbers are hyperparameters, not a record."""
+    return len(_WORD_VALUE.findall(line, 0, 4096)) >= 2
 
 
 def free_form(line: bytes, aliases: Mapping[str, str] | None = None) -> tuple[dict, list[tuple[str, bytes]]]:
     """Read a free-form print (``epoch 1 iter 200/500 loss 0.52 lr 0.01``): the position
-    (step, epoch, iter, total) and the metric pairs. Bookkeeping keys are dropped."""
+    (step, epoch, iter, total) and the metric pairs. Bookkeeping keys are dropped; a
+    config echo (:func:`is_config_echo`) gives ``{"config": True}`` and no pairs."""
     where: dict = {}
     pairs: list[tuple[str, bytes]] = []
+    if is_config_echo(line):
+        return {"config": True}, pairs
     for key, value, total in _KV_ANY.findall(line):
         name = canonical(key, aliases)
         if name in EPOCH_KEYS:
@@ -302,7 +356,7 @@ def free_form(line: bytes, aliases: Mapping[str, str] | None = None) -> tuple[di
                 where.setdefault("total", int(total))
             else:
                 where.setdefault("step", int(value))
-        elif name not in NOISE_KEYS and not (name in ("lr",) and total):
+        elif name not in NOISE_KEYS and name not in PROSE_KEYS and not (name in ("lr",) and total):
             pairs.append((name, value))
     return where, pairs
 

@@ -23,7 +23,7 @@ import pyparsing as pp
 NUM = (
     r"[-+]?(?:"
     r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:#(?:QNAN|SNAN|IND|INF)\d*)?"
-    r"|(?:[nN]a[nN]|NAN)(?:\((?:ind|snan|IND)\))?"
+    r"|(?:[nN]a[nN]|NAN)(?:\((?:ind|snan|IND)\)|\.0\b|x+\b)?"
     r"|[iI]nf(?:inity)?|INF(?:INITY)?"
     r")"
 )

@@ -94,6 +94,71 @@ def _kwargs_echo(source: str):
 
 _TENSOR_KV = re.compile(rb"'(\w+)': tensor\(([^,)\s]+)")
 
+# ---- failures said in words --------------------------------------------------------
+
+#: phrases that say a loss, a gradient or an input went non-finite, or that a step was
+#: dropped for it, in the wordings frameworks and training scripts use; each is
+#: (literal anchor, pattern from it). The anchor is cut after the first letter where
+#: both cases occur (``oss is nan`` for Loss/loss).
+SAID_IN_WORDS: tuple[tuple[bytes, str], ...] = (
+    (b"oss is ", r"oss is (?:nan|NaN|NAN|inf|Inf|INF|infinite|not finite|non-finite)"),
+    (b"oss became ", r"oss became (?:nan|NaN|NAN|inf\b|Inf\b|INF\b)"),
+    (b"oss went ", r"oss went (?:nan|NaN|inf|to nan|to NaN|to inf)"),
+    (b"nvalid loss", r"nvalid loss"),
+    (b"NaN or Inf found", r"NaN or Inf found"),
+    (b"kipping update", r"kipping update"),
+    (b"FloatingPointError", r"FloatingPointError"),
+    (b"invalid value (", r"invalid value \((?:nan|inf)\) encountered"),
+    (b"etected NaN", r"etected NaN"), (b"etected nan", r"etected nan"), (b"etected inf", r"etected inf"),
+    (b"etected Inf", r"etected Inf"),
+    (b"NaN detected", r"NaN detected"), (b"nan detected", r"nan detected"),
+    (b"NaN loss", r"NaN loss"), (b"nan loss", r"nan loss"), (b"NAN loss", r"NAN loss"),
+    (b"inf loss", r"inf loss"), (b"nfinite loss", r"nfinite loss"),
+    (b"on-finite loss", r"on-finite loss"), (b"onfinite loss", r"onfinite loss"),
+    (b"returned nan values", r"returned nan values"),
+    (b"found NaN", r"found NaN"), (b"found nan", r"found nan"), (b"Found NaN", r"Found NaN"),
+    (b"ncountered NaN", r"ncountered NaN"), (b"ncountered nan", r"ncountered nan"),
+    (b"NaN found", r"NaN found"), (b"nan found", r"nan found"),
+)
+#: anchors cut after their first letter (its case varies): the word starts one byte earlier
+_CUT = frozenset({b"oss is ", b"oss became ", b"oss went ", b"nvalid loss", b"kipping update", b"etected NaN",
+                  b"etected nan", b"etected inf", b"etected Inf", b"nfinite loss", b"on-finite loss",
+                  b"onfinite loss", b"ncountered NaN", b"ncountered nan"})
+_LEAD = {pattern.encode(): 1 for anchor, pattern in SAID_IN_WORDS if anchor in _CUT}
+#: where the line says the opposite ("no nan found", "found nan: 0", "skip_nan_loss")
+_NEGATED = re.compile(rb"(?i)\b(?:no|not|without|zero|0)\s+(?:nan|inf)|(?:nan|inf)\w*\s*[:=]\s*(?:0\b|false|none)")
+#: source lines quoted by a traceback, which mention a failure without reporting one
+_CODE = re.compile(rb"^\s*(?:raise|except|if|elif|assert|def|return|warnings\.warn|logger\.\w+|print)\b|"
+                   rb"is(?:nan|inf|finite)\(")
+_LINE_STEP = re.compile(rb"(?i)\b(?:global[_ ]step|step|iter(?:ation)?|it|batch|update)s?\b\s*[:=#]?\s*\[?\s*(\d+)")
+
+
+def _said_in_words(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """A line that says a value went non-finite is a ``nonfinite`` event (never a metric),
+    with the step the line prints; lines that another rule already made a non-finite or
+    overflow event keep that one."""
+    chunk, taken = None, set()
+    for m in matches:
+        if chunk is None:
+            chunk = m.string
+            taken = {line_at(chunk, e[0])[0] for e in out.events if e[2] in _FAILURE_KINDS}
+        at = m.start() - _LEAD.get(m.re.pattern, 0)
+        before = chunk[at - 1:at] if at > 0 else b" "
+        if before.isalnum() or before in (b"_", b"-"):
+            continue  # inside another word or identifier (skip_nan_loss, detect_anomaly)
+        start, line = line_at(chunk, at)
+        if start in taken or _NEGATED.search(line) or _CODE.search(line):
+            continue
+        taken.add(start)
+        step = _LINE_STEP.search(line)
+        out.events.append((start, int(step.group(1)) if step else None, "nonfinite",
+                           {"message": line.strip()[:200].decode("utf-8", "replace"), "said": m.group(0).decode()}))
+
+
+#: event kinds that already say a step was non-finite (the said-in-words rule defers to them)
+_FAILURE_KINDS = frozenset({"overflow", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale"})
+
+
 COMMON_RULES: tuple[Rule, ...] = (
     Rule("deepspeed-overflow", b"OVERFLOW! Rank",
          r"OVERFLOW! Rank (?P<rank>\d+) Skipping step\. Attempted loss scale: (?P<attempted>{NUM})"
@@ -107,6 +172,10 @@ COMMON_RULES: tuple[Rule, ...] = (
     Rule("nonfinite-gradients", b"gradients are Nan/Inf", r"gradients are Nan/Inf", event("nonfinite")),
     Rule("nan-detector", b" detected in output of ", r" detected in output of (?P<module>[\w.]+)",
          event("nonfinite", message="NaN/Inf detected in a module output")),
+    # DeepSpeed, when the scheduler is read before the optimizer ever stepped: every step
+    # so far was skipped by the fp16 loss scaler (an overflow each)
+    Rule("deepspeed-not-stepped", b"tried to get lr value before scheduler/optimizer started stepping",
+         r"tried to get lr value before scheduler/optimizer started stepping", _scale_event("overflow")),
     Rule("min-loss-scale", b"Minimum loss scale reached",
          r"Minimum loss scale reached \(?(?P<scale>{NUM})?", _scale_event("min_loss_scale")),
     Rule("deepspeed-min-scale", b"Current loss scale already at minimum",
@@ -139,6 +208,7 @@ COMMON_RULES: tuple[Rule, ...] = (
     Rule("lightning-restore", b"Restoring states from the checkpoint", r"Restoring states from the checkpoint",
          event("restart", cause="resume")),
     Rule("tf-restore", b"Restoring parameters from", r"Restoring parameters from", event("restart", cause="resume")),
+    *(Rule(f"said-in-words-{i}", anchor, pattern, _said_in_words) for i, (anchor, pattern) in enumerate(SAID_IN_WORDS)),
     Rule("namespace", b"Namespace(", r"Namespace\((?P<body>[^\r\n]*)\)", _kwargs_echo("Namespace")),
     Rule("training-arguments", b"TrainingArguments(",
          r"TrainingArguments\((?P<body>(?:[^()]|\([^()]*\))*)\)", _kwargs_echo("TrainingArguments")),

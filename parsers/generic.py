@@ -15,6 +15,11 @@ from typing import Iterator
 from ._base import Batch, Format, Rule, free_form, line_at, phase_of
 
 
+#: a loss with something like a number after it: a line we should have read ("possible",
+#: "Cross validation..." and "loss is nan" in words are not unread metrics)
+_METRIC_LOOKING = re.compile(rb"(?i)loss\w*['\"]?\s*[:=]?\s*['\"]?(?:[-+]?\.?\d|nan|inf)")
+
+
 def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """Every line (or bar update) containing the anchor, read once as a free-form print."""
     seen: set[int] = set()
@@ -25,7 +30,8 @@ def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         seen.add(start)
         where, pairs = free_form(line)
         if not pairs:
-            out.unparsed.append(start)
+            if not where.get("config") and _METRIC_LOOKING.search(line):
+                out.unparsed.append(start)
             continue
         step, epoch = where.get("step"), where.get("epoch")
         it, total = where.get("iter"), where.get("total")

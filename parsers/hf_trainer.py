@@ -19,7 +19,8 @@ from ._base import PHASE_CODES, TRAIN, UNREADABLE, Batch, Columns, Format, Rule,
 from ._columns import NATIVE
 from ._grammar import VAL, to_floats
 
-_ITEM = re.compile(rb"'([\w/.\-]+)': (" + VAL.encode() + rb")")
+#: an item of a logged dict; recent transformers releases quote the values (``'loss': '0.6832'``)
+_ITEM = re.compile(rb"'([\w/.\-]+)': (?:'(?=[-+.\dnNiI]))?(" + VAL.encode() + rb")")
 _BLOCK_ITEM = re.compile(rb"(?m)^[ \t]+([\w/.\-]+)\s+=\s+(" + VAL.encode() + rb")[ \t\r]*$")
 ALIASES = {"train_loss": "train_loss_avg", "loss": "loss"}
 _SKIP = frozenset({"epoch", "step", "total_flos", "train_runtime", "eval_runtime", "train_samples_per_second",

@@ -2,7 +2,8 @@
 loss=0.158, v_num=0, train_loss=0.149]`` (with or without bar glyphs, e.g. in Colab).
 
 Each carriage-return update is a record; step = epoch * batches per epoch + batch
-(epochs are 0-based). ``v_num`` is the logger version, not a metric. Next to a logged
+(epochs are 0-based). A bar wrapped onto two lines (a terminal or a paste broke it after
+the glyphs) or cut before its closing ``]`` is still read. ``v_num`` is the logger version, not a metric. Next to a logged
 ``train_loss``, the bar's own ``loss`` is Lightning's running mean of recent steps: it is
 ``loss_avg``, so the two do not collide as ``loss``.
 """
@@ -39,11 +40,12 @@ FORMAT = Format(
     samples=(
         "Epoch 0:  97% 1651/1702 [13:00<00:24,  2.11it/s, loss=0.158, v_num=0, train_loss=0.149]",
         "Epoch 2:  45%|████▌     | 450/1000 [00:10<00:12, 44.10it/s, v_num=3, train_loss_step=nan]",
+        "Epoch 0:  71%|███████\n| 5880/8295 [04:01<01:39, 24.37it/s, v_num=0, train_loss_step=nan.0",
     ),
     sniff=(r"Epoch \d+:\s+\d+%.*\d+/\d+ \[", r"v_num=", r"train_loss(?:_step|_epoch)?="),
     rules=(
         Rule("bar", b"Epoch ",
-             r"Epoch (\d+):\s+\d+%[^\r\n\[]*?(\d+)/(\d+) \[[^\]\r\n,]*(?:,[^\]\r\n,]*?it/s|,[^\]\r\n,]*?s/it)?"
-             r"(?:, ([^\]\r\n]*))?\]", _bar),
+             r"Epoch (\d+):\s+\d+%[^\r\n\[]*?\n?[^\r\n\[]*?(\d+)/(\d+) \[[^\]\r\n,]*(?:,[^\]\r\n,]*?it/s|,[^\]\r\n,]*?s/it)?"
+             r"(?:, ([^\]\r\n]*))?(?:\]|(?=[\r\n])|\Z)", _bar),
     ),
 )

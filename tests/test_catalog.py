@@ -112,11 +112,15 @@ def test_priors_rank_the_practitioners_first_suspects(catalog):
 def test_title_is_filled_from_evidence(catalog):
     sig = catalog.signature("X101")
     assert sig.format_title(step=700, metric="loss") == "Exploding loss: loss grew until it overflowed at step 700"
-    assert "step ?" in sig.format_title(metric="loss")
-    assert sig.format_title(step=None, metric=None) == "Exploding loss: ? grew until it overflowed at step ?"
+    # a field the log cannot give takes its clause out: never a placeholder
+    assert sig.format_title(metric="loss") == "Exploding loss: loss grew until it overflowed"
+    assert sig.format_title(step=None, metric=None) == "Exploding loss: the loss grew until it overflowed"
+    assert sig.format_title(step=float("nan"), metric="loss") == "Exploding loss: loss grew until it overflowed"
+    assert sig.format_title(step=700.0, metric="loss").endswith("at step 700")
     for s in catalog.signatures.values():
-        filled = s.format_title(step=1, metric="loss", value=2.5, count=3)
-        assert "{" not in filled and "?" not in filled
+        for evidence in ({"step": 1, "metric": "loss", "value": 2.5, "count": 3}, {}):
+            filled = s.format_title(**evidence)
+            assert "{" not in filled and "?" not in filled and "None" not in filled and "nan" not in filled, filled
 
 
 # --- causes and fixes ----------------------------------------------------------------

@@ -32,6 +32,7 @@ FRAMEWORKS: tuple[str, ...] = (
     "detectron2",
     "yolo",
     "darknet",
+    "opennmt",
 )
 
 #: format names (and common spellings of framework names) that are not framework keys
@@ -52,6 +53,7 @@ FORMAT_FRAMEWORK: Mapping[str, str] = MappingProxyType({
     "ultralytics": "yolo",
     "yolov5": "yolo",
     "apex": "pytorch",
+    "opennmt_py": "opennmt",
 })
 
 #: where a framework's missing fix is looked up next (before the generic one)
@@ -64,6 +66,7 @@ FRAMEWORK_PARENT: Mapping[str, str] = MappingProxyType({
     "mmcv": "pytorch",
     "detectron2": "pytorch",
     "yolo": "pytorch",
+    "opennmt": "pytorch",
 })
 
 

@@ -6,6 +6,8 @@ and shared, so nothing may change it after validation.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +25,25 @@ class _Unknown:
 
     def __format__(self, spec: str) -> str:
         return "?"
+
+
+#: the clause of a title that a missing field takes with it
+_CLAUSES = (
+    ("step", r",? *(?:at|through|by|from) step \{step\}"),
+    ("value", r" to \{value\}"),
+    ("count", r"\{count\} "),
+)
+
+
+def _shown(value: object) -> object:
+    """A field as a title shows it: whole numbers without a fraction, nan as missing."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+    return value
 
 
 class _Evidence(dict[str, object]):
@@ -66,8 +87,17 @@ class Signature:
     priors: tuple[tuple[str, float], ...] = ()
 
     def format_title(self, **evidence: object) -> str:
-        """The title with evidence filled in; a field not given (or None) prints as ``?``."""
-        return self.title.format_map(_Evidence({k: v for k, v in evidence.items() if v is not None}))
+        """The title with evidence filled in. A field the log cannot give (None, or a nan
+        number) takes its clause out of the title, so no placeholder ever reaches a user:
+        ``... at step {step}`` without a step reads ``...``; a missing metric reads
+        "the loss"."""
+        known = {k: _shown(v) for k, v in evidence.items() if _shown(v) is not None}
+        template = self.title
+        for field, clause in _CLAUSES:
+            if field not in known:
+                template = re.sub(clause, "", template)
+        known.setdefault("metric", "the loss")
+        return re.sub(r"\s{2,}", " ", template.format_map(_Evidence(known))).strip()
 
     def prior(self, cause_code: str) -> float:
         """P(cause | this signature); 0 for a cause it does not list."""
