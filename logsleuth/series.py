@@ -128,8 +128,16 @@ class Prepared:
     rank: np.ndarray | None
     events: list = field(default_factory=list)  # (line, pos, step, kind, fields, text)
     hparams: list = field(default_factory=list)  # (line, key, value)
-    unparsed: list = field(default_factory=list)  # (line, text)
-    texts: dict = field(default_factory=dict)  # line -> text of non-finite rows
+    unparsed: list = field(default_factory=list)  # (line, position): the texts are cut as needed
+    #: (line, position) of the evidence rows, in the order their texts are kept; the
+    #: texts are cut from ``chunk`` by the Assembler, only while its budget lasts
+    text_at: list = field(default_factory=list)
+    chunk: bytes = b""
+
+    @property
+    def texts(self) -> dict:
+        """line -> text of the evidence rows (every one; the Assembler takes fewer)."""
+        return {line: line_text(self.chunk, p) for line, p in self.text_at}
 
 
 def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[str], list[int]]:
@@ -194,13 +202,19 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
         it=cols["it"], total=cols["total"], metric=codes, names=names,
         value=value_a, phase=phase_a, rank=ranks_of(chunk, pos_a, nl),
     )
-    prep.unparsed = [(int(np.searchsorted(nl, p)), line_text(chunk, p)) for p in sorted(bad_pos + batch.unparsed)]
-    prep.texts = {int(prep.line[i]): line_text(chunk, int(pos_a[i])) for i in _evidence_rows(value_a, codes)}
+    unparsed = sorted(bad_pos + batch.unparsed)
+    prep.unparsed = list(zip(np.searchsorted(nl, unparsed).tolist(), unparsed))
+    rows = _evidence_rows(value_a, codes)
+    prep.chunk = chunk
+    # one text per line: the last row's on it (a line of several bar updates), in line order
+    text_at = dict(zip(prep.line[rows].tolist(), pos_a[rows].tolist()))
     for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
         prep.events.append((int(np.searchsorted(nl, p)), p, s, kind, fields, line_text(chunk, p)))
     prep.hparams = [(int(np.searchsorted(nl, p)), k, v) for p, k, v in batch.hparams]
-    for p, _, _ in batch.hparams[:200]:  # header lines are evidence too
-        prep.texts.setdefault(int(np.searchsorted(nl, p)), line_text(chunk, p))
+    header = [p for p, _, _ in batch.hparams[:200]]  # header lines are evidence too
+    for line, p in zip(np.searchsorted(nl, header).tolist(), header):
+        text_at.setdefault(line, p)
+    prep.text_at = list(text_at.items())
     return prep
 
 
@@ -369,11 +383,14 @@ class Assembler:
             if key not in self.hparams:
                 self.hparams[key] = Hparam(value, self.line0 + line)
         self.unparsed += len(prep.unparsed)
-        for line, text in prep.unparsed[: max(0, 20 - len(self.unparsed_examples))]:
-            self.unparsed_examples.append((self.line0 + line, text))
-        for line, text in prep.texts.items():
-            if len(self.texts) < MAX_TEXTS:
-                self.texts.setdefault(self.line0 + line, text)
+        for line, p in prep.unparsed[: max(0, 20 - len(self.unparsed_examples))]:
+            self.unparsed_examples.append((self.line0 + line, line_text(prep.chunk, p)))
+        for line, p in prep.text_at:  # texts cut only while the budget lasts: a long
+            if len(self.texts) >= MAX_TEXTS:  # non-finite tail costs what a finite one does
+                break
+            if self.line0 + line not in self.texts:
+                self.texts[self.line0 + line] = line_text(prep.chunk, p)
+        prep.chunk = b""  # the chunk is not needed any more
 
     _step_before_chunk = _NAN
     _last_step = _NAN  # the last step of the rows so far, counted ones included
