@@ -184,6 +184,47 @@ def formats(samples: bool) -> None:
             click.echo(f"{'':18s}   e.g. {fmt.samples[0][:110]}")
 
 
+class _HookCommand(click.Command):
+    """A command run by schedulers: even a usage error is one line and exit code 0."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            click.echo(f"logsleuth {ctx.info_name}: error: {exc.format_message()}", err=True)
+            ctx.exit(0)
+
+
+@main.command(cls=_HookCommand)
+@click.option("--log", "logs", multiple=True, metavar="PATH", help="The job's log (repeat: attempts, oldest "
+              "first); default: found from $SLURM_JOB_ID with scontrol.")
+@click.option("--job", metavar="ID", help="The Slurm job (e.g. the failed one, in an afternotok job); "
+              "default $SLURM_JOB_ID.")
+@click.option("--report-dir", metavar="DIR", help="Write the JSON report here, not beside the log.")
+@click.option("--append-to-log", is_flag=True, help="Append the verdict line to the log.")
+@click.option("--ledger", metavar="PATH", help="Append one JSON line per post-mortem here (fleet-wide).")
+@click.option("--termination-log", is_flag=False, flag_value="/dev/termination-log", metavar="[PATH]",
+              help="Write the verdict (<= 4 KiB) to PATH, default /dev/termination-log (Kubernetes).")
+@click.option("--timeout", type=click.FloatRange(0.1, 86400), default=60, show_default=True,
+              help="Seconds for the whole post-mortem.")
+@click.option("--max-memory", type=click.IntRange(256), default=4096, show_default=True,
+              help="MiB of address space for the diagnosis.")
+@click.option("--max-attempts", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Diagnose at most this many attempts (the latest tasks of an array).")
+@click.option("--failed-exit", type=click.IntRange(0, 125), default=0, show_default=True,
+              help="Exit with this code when a failure is diagnosed (container wrappers); else always 0.")
+def postmortem(logs: tuple[str, ...], job: str | None, report_dir: str | None, append_to_log: bool,
+               ledger: str | None, termination_log: str | None, timeout: float, max_memory: int,
+               max_attempts: int, failed_exit: int) -> None:
+    """Diagnose a finished job from a scheduler hook (Slurm epilog, afternotok job,
+    trap, Kubernetes): report beside the log, one-line verdict, exit code 0 even on
+    its own errors (see docs/postmortem.md)."""
+    from .postmortem import Options, run
+
+    sys.exit(run(Options(logs, job, report_dir, append_to_log, ledger, termination_log, timeout,
+                         max_memory, max_attempts, failed_exit)))
+
+
 def _add_feature_commands() -> None:
     """Commands living in their own packages (replay, audit); their heavy dependencies
     (torch, dask) are imported only when the command runs."""
