@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 from .catalog import load_catalog
 from .features import first_bad_component
-from .types import Evidence, RankedCause, RunSeries, Verdict, is_loss_metric, nonfinite_words
+from .types import NONFINITE_EVENTS, Evidence, RankedCause, RunSeries, Verdict, is_loss_metric, nonfinite_words
 
 Features = Mapping[str, float]
 #: prior given to a cause that the signature does not list but the evidence points at
@@ -129,14 +129,24 @@ def _failure_lines(run: RunSeries, name: str) -> list[Evidence]:
     component = first_bad_component(run)
     if component and component != first.metric:
         out.append(Evidence(first.step, first.line, first.text, f"the loss component {component} went first", name))
-    for seg in sorted(set(run.frame["segment"].tolist()) - {0}):
-        again = run.frame[(run.frame["segment"] == seg) & run.frame["metric"].map(is_loss_metric).astype(bool)
-                          & ~run.frame["value"].map(math.isfinite).astype(bool)]
-        if len(again):
-            row = again.iloc[0]
-            out.append(Evidence(_int(row["step"]), int(row["line"]), _text(run, int(row["line"])),
-                                f"after restart {seg}, non-finite again at step {_int(row['step'])}", name))
+    segments = set(run.frame["segment"].tolist()) | {e.segment for e in run.events}
+    for seg in sorted(segments - {0}):
+        again = _first_in_segment(run, seg)
+        if again is not None:
+            step, line = again
+            out.append(Evidence(step, line, _text(run, line),
+                                f"attempt {seg + 1}: non-finite again at step {step}", name))
     return out
+
+
+def _first_in_segment(run: RunSeries, seg: int) -> tuple[int | None, int] | None:
+    """(step, line) of the first non-finite loss value or non-finite event of an attempt."""
+    f = run.frame
+    bad = f[(f["segment"] == seg) & f["metric"].map(is_loss_metric).astype(bool)
+            & ~f["value"].map(math.isfinite).astype(bool)]
+    found = [(_int(r["step"]), int(r["line"])) for _, r in bad.head(1).iterrows()]
+    found += [(e.step, e.line) for e in run.events if e.segment == seg and e.kind in NONFINITE_EVENTS][:1]
+    return min(found, key=lambda sl: sl[1]) if found else None
 
 
 def _trajectory_lines(run: RunSeries, f: Features, name: str) -> list[Evidence]:

@@ -64,6 +64,9 @@ def to_text(d: Diagnosis) -> str:
     for i in d.inputs:
         size = f"{i.size:,} B" if i.size is not None else "stream"
         lines.append(f"  input: {i.path} ({i.format}, {size})")
+    attempts = int(d.features.get("n_segments", 1) or 1)
+    if attempts > 1:
+        lines.append(f"  attempts: {attempts} in the log (the step counter went back, or training restarted)")
     if d.first_nonfinite:
         f = d.first_nonfinite
         at = f" at step {f.step}" if f.step is not None else ""

@@ -8,8 +8,9 @@ Two faces of the same grammar:
   templates, prototxt and config echoes, ``Namespace(...)`` dumps.
 
 Non-finite spellings (DOMAIN.md section 4): ``nan -nan NaN inf -inf Inf Infinity 1.#QNAN
-1.#INF -1.#IND nan(ind)``; ``tensor(nan, device=...)`` is unwrapped by the rules that
-see it. Caffe's own ``parse_log.py`` drops exactly these lines; we must not.
+1.#INF -1.#IND nan(ind)``, and from real logs ``NAN INF nan.0`` (Lightning) and ``nanxxx``
+(PaddlePaddle); ``tensor(nan, device=...)`` is unwrapped by the rules that see it. A
+non-finite word ends the token: ``INFO`` is no ``INF``. Caffe's own ``parse_log.py`` drops exactly these lines; we must not.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import pyparsing as pp
 NUM = (
     r"[-+]?(?:"
     r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:#(?:QNAN|SNAN|IND|INF)\d*)?"
-    r"|(?:[nN]a[nN]|NAN)(?:\((?:ind|snan|IND)\)|\.0\b|x+\b)?"
-    r"|[iI]nf(?:inity)?|INF(?:INITY)?"
+    r"|(?:[nN]a[nN]|NAN)(?:\((?:ind|snan|IND)\)|\.0\b|x+\b)?(?![A-Za-z])"
+    r"|(?:[iI]nf(?:inity)?|INF(?:INITY)?)(?![A-Za-z])"
     r")"
 )
 #: A cheap capture for a number on hot paths; the conversion validates it (a capture that

@@ -56,6 +56,20 @@ def _tensor_dict(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
             out.add(m.start(), None, canonical(key), value, "train", None, None, None)
 
 
+def _fresh_bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """A tqdm bar at ``0/T`` with no description (the Hugging Face Trainer's main bar, a
+    script's own loop) is a bar marker at step 0: printed again after training began, it
+    is a new attempt appended to the log (the step goes back), even where buffered stdout
+    printed the attempt's records after its crash. Bars with a description (``Map:``,
+    ``Loading checkpoint shards:``) and eval bars (a smaller total) never count."""
+    for m in matches:
+        chunk = m.string
+        start = line_at(chunk, m.start())[0]
+        if chunk[start:m.start()].strip():
+            continue
+        out.add(m.start(), 0, None, None, "bar", None, None, int(m.group(1)))
+
+
 def _checkpoint(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """A checkpoint saved at a printed step: an event, and the step carries forward."""
     for m in matches:
@@ -152,7 +166,8 @@ def _said_in_words(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         taken.add(start)
         step = _LINE_STEP.search(line)
         out.events.append((start, int(step.group(1)) if step else None, "nonfinite",
-                           {"message": line.strip()[:200].decode("utf-8", "replace"), "said": m.group(0).decode()}))
+                           {"message": line.strip()[:200].decode("utf-8", "replace"),
+                            "said": chunk[at:m.end()].decode("utf-8", "replace")}))
 
 
 #: event kinds that already say a step was non-finite (the said-in-words rule defers to them)
@@ -194,6 +209,7 @@ COMMON_RULES: tuple[Rule, ...] = (
     Rule("error", b"Error: ", r"Error: ", _error),
     Rule("exception", b"Exception: ", r"Exception: ", _error),
     Rule("cuda-oom", b"out of memory", r"out of memory", _error),
+    Rule("fresh-bar", b" 0%|", r" 0%\|[^|\r\n]*\| 0/(\d+) \[", _fresh_bar),
     Rule("tf-checkpoint", b"Saving checkpoints for", r"Saving checkpoints for (?P<step>\d+)", _checkpoint),
     Rule("caffe-snapshot", b"Snapshotting to", r"Snapshotting to (?P<path>[^\r\n]+)", event("checkpoint")),
     Rule("hf-checkpoint", b"Saving model checkpoint to", r"Saving model checkpoint to (?P<path>[^\r\n]+)",
