@@ -87,6 +87,39 @@ def run_one(spec: dict, out: Path) -> dict:
     return row
 
 
+def relabel(spec: dict, out: Path) -> dict:
+    """The labels.csv row of a run already built, measured again from its stored trace."""
+    dest = out / "runs" / spec["id"]
+    work = Path(tempfile.mkdtemp(prefix=f"lsfw-{spec['id']}-"))
+    with gzip.open(dest / "trace.jsonl.gz", "rb") as g:
+        (work / "trace.jsonl").write_bytes(g.read())
+    row = label(spec, work)
+    shutil.rmtree(work, ignore_errors=True)
+    arts = sorted(p.name for p in dest.iterdir() if p.name not in ("job.log.gz", "trace.jsonl.gz"))
+    row.update(path=f"runs/{spec['id']}/job.log.gz", artefacts=" ".join(arts), seconds="")
+    return row
+
+
+def interleave(specs: list[dict]) -> list[dict]:
+    """Round-robin over (framework, variant), so that a partial build covers all of them."""
+    by: dict[tuple, list] = {}
+    for s in specs:
+        by.setdefault((s["framework"], s["variant"]), []).append(s)
+    out = []
+    while any(by.values()):
+        for k in list(by):
+            if by[k]:
+                out.append(by[k].pop(0))
+    return out
+
+
+def write_labels(out: Path, rows: list[dict]) -> None:
+    with open(out / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(sorted(rows, key=lambda r: r["id"]))
+
+
 def gz(src: Path, dst: Path) -> None:
     data = src.read_bytes() if src.exists() else b""
     with open(dst, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as g:
@@ -138,32 +171,30 @@ def main(argv=None) -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--only", default="", help="comma-separated frameworks (hf,hf4,torch,lightning,keras)")
     ap.add_argument("--keep-existing", action="store_true",
-                    help="keep the labels.csv rows (and files) of runs already built; build only the missing ones")
+                    help="runs already in --out are measured again from their trace, not re-run; build the rest")
     ap.add_argument("--limit", type=int, default=0, help="at most this many runs per framework (quick check)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     specs = plan(args.seed, only=[s for s in args.only.split(",") if s], limit=args.limit)
-    rows: list[dict] = []
     old = list(csv.DictReader(open(out / "labels.csv"))) if (out / "labels.csv").exists() else []
-    if args.keep_existing:
-        done = {r["id"] for r in old if (out / r["path"]).exists()}
-        specs = [s for s in specs if s["id"] not in done]
+    if not (args.only or args.limit):
+        old = []  # a full build replaces labels.csv; a partial one keeps the other frameworks' rows
+    ids = {s["id"] for s in specs}
+    rows = [r for r in old if r["id"] not in ids]
+    if args.keep_existing:  # runs already built are measured again from their stored trace, not re-run
+        built = [s for s in specs if (out / "runs" / s["id"] / "trace.jsonl.gz").exists()
+                 and (out / "runs" / s["id"] / "job.log.gz").exists()]
+        rows += [relabel(s, out) for s in built]
+        specs = [s for s in specs if s not in built]
+    write_labels(out, rows)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for row in pool.map(lambda s: run_one(s, out), specs):
+        for row in pool.map(lambda s: run_one(s, out), interleave(specs)):
             print(f"{row['id']:28s} {row['variant']:10s} {row['injected_cause']:20s} -> {row['signature']}"
                   f" (fns {row['first_nonfinite_step']}, {row['seconds']}s)", flush=True)
             rows.append(row)
-    if not (args.only or args.keep_existing or args.limit):
-        old = []  # a full build replaces labels.csv; a partial one keeps the other rows
-    ids = {r["id"] for r in rows}
-    old = [r for r in old if r["id"] not in ids]
-    allrows = sorted(old + rows, key=lambda r: r["id"])
-    with open(out / "labels.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(allrows)
-    print(f"{len(rows)} runs -> {out / 'labels.csv'}")
+            write_labels(out, rows)  # after every run: an interrupted build keeps what it made
+    print(f"{len(rows)} rows -> {out / 'labels.csv'}")
 
 
 if __name__ == "__main__":
