@@ -52,15 +52,21 @@ bench-diagnose: venv
 bench-stages: venv
 	$(BIN)/python bench/stages.py
 
-accuracy: venv
-	$(BIN)/python bench/accuracy.py $(if $(wildcard corpus/data/labels.csv),--corpus corpus/data)
+bench-matrix: venv
+	nice -n 10 $(BIN)/python bench/matrix.py $(MATRIX_ARGS)
+
+# figures on logs the model has not seen (leave-one-framework-out), beside the dev ones
+accuracy: venv $(VENV)/.train
+	$(BIN)/python bench/accuracy.py
 
 corpus: venv
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/python -m corpus.build --out corpus/data
 
-model: corpus $(VENV)/.train
-	$(BIN)/python -m logsleuth.train corpus/data
+# retrain the shipped model on both corpora as they are (rebuild them first with
+# `make corpus` / `make corpus-frameworks` when their builders change)
+model: venv $(VENV)/.train
+	$(BIN)/python -m logsleuth.train corpus/framework_runs corpus/data --all
 
 # the in-repo copy of the real logs (tests/data/real_logs) from ../shared/real_logs
 real-logs:
