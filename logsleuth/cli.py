@@ -123,10 +123,11 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
 @click.option("--oneline", is_flag=True, help="One line of at most 200 characters (schedulers, chat).")
 @click.option("--log-format", metavar="NAME", help="Force the log format (see `logsleuth formats`).")
 @click.option("--report", metavar="FILE", help="Also write the JSON report to FILE (never overwrites without --force).")
-@click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
+@click.option("--html", metavar="FILE", help="Also write a self-contained HTML report with the curves to FILE.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --report / --html file.")
 @friendly
 def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str | None, report: str | None,
-             force: bool) -> None:
+             html: str | None, force: bool) -> None:
     """Diagnose a training run from LOG... (several logs = attempts of the same job).
 
     Exit code 0: no failure (healthy, benign, inconclusive); 1: failure diagnosed;
@@ -135,8 +136,9 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     from .api import diagnose as run_diagnosis
     from .report import RENDERERS, oneline as one_line, to_json
 
-    if report and os.path.exists(report) and not force:
-        raise InputError(f"{report}: exists; pass --force to overwrite it")
+    for path in (report, html):
+        if path and os.path.exists(path) and not force:
+            raise InputError(f"{path}: exists; pass --force to overwrite it")
     bars: list[_Progress] = []
 
     def progress(path: str, size: int | None) -> _Progress:
@@ -149,8 +151,31 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     if report:
         with open(report, "w") as f:
             f.write(to_json(result))
+    if html:
+        from .html import diagnosis_page
+        from .output import write_text_file
+
+        write_text_file(html, diagnosis_page(result, _chart_series(logs, log_format)), force)
     click.echo(one_line(result) if oneline else RENDERERS[output](result).rstrip("\n"))
     sys.exit(1 if result.failed else 0)
+
+
+def _chart_series(logs: tuple[str, ...], log_format: str | None) -> list[Any]:
+    """The series to draw: each log read again as diagnosis reads it (a bounded sample of a
+    long log, the failure's surroundings in full), since a Diagnosis carries no series."""
+    from .api import _is_artifact, _read_sampled
+
+    runs = []
+    for path in logs:
+        if path == "-":  # stdin was consumed by the diagnosis: no curves to draw
+            continue
+        if log_format is None and _is_artifact(path):
+            from .artifacts import read_artifact
+
+            runs.append(read_artifact(path))
+        else:
+            runs.append(_read_sampled(path, log_format, None))
+    return runs
 
 
 @main.command()

@@ -186,3 +186,30 @@ def open_writer(path: str | None, kind: str, with_source: bool = False) -> Itera
         writer.close()  # type: ignore[attr-defined]
         if not to_stdout:
             stream.close()
+
+
+def write_text_file(path: str, text: str, force: bool = False) -> None:
+    """Write a report file whole or not at all: a temporary file beside it, then a rename
+    (a reader never sees half a page; a crash leaves the old file). An existing file is
+    replaced only with ``force``; any failure is an :class:`InputError` naming the path."""
+    import os
+    import tempfile
+
+    if os.path.lexists(path) and not force:
+        raise InputError(f"{path}: exists; pass --force to overwrite it")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 is for secrets; a report is as readable as any file
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write it ({exc.strerror or exc})") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from ..errors import InputError
 from .discover import GROUPS
 from .engine import ENGINES
 
@@ -102,7 +103,9 @@ def summary(frame: "pd.DataFrame", paths: list[str], elapsed: float, audited: in
               help="local processes, or a Dask cluster (the [dask] extra).")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: a local cluster of --jobs workers).")
 @click.option("--resume", is_flag=True, help="Continue the audit in FILE: skip runs whose content is unchanged.")
-@click.option("--force", is_flag=True, help="Overwrite an existing FILE.")
+@click.option("--force", is_flag=True, help="Overwrite an existing FILE (and --html file).")
+@click.option("--html", metavar="PAGE", help="Also write a self-contained HTML page: a sortable table of the runs "
+              "with a loss sparkline each.")
 @click.option("--group", type=click.Choice(GROUPS), default="auto", show_default=True,
               help="Which files make a run: auto, every directory, or every file.")
 @click.option("--verify-crc", is_flag=True, help="Check the CRCs of event-file records.")
@@ -121,17 +124,25 @@ def audit(**options: Any) -> None:
 
 
 def _audit(paths: tuple[str, ...], output: str | None, jobs: int | None, engine: str, scheduler: str | None,
-           resume: bool, force: bool, group: str, verify_crc: bool, worst: int) -> None:
-    from . import SKIPPED, ResultStore, default_jobs, discover, execute
+           resume: bool, force: bool, group: str, verify_crc: bool, worst: int, html: str | None = None) -> None:
+    import os
 
+    from . import SKIPPED, ResultStore, default_jobs, discover, execute
+    from .run import SPARK_KEY
+
+    if html and os.path.lexists(html) and not force:
+        raise InputError(f"{html}: exists; pass --force to overwrite it")
     jobs = jobs or default_jobs()
     runs = discover(list(paths), group)
+    sparks: dict[str, Any] = {}
     start = time.perf_counter()
     out: TextIO = sys.stdout if output else sys.stderr
     with ResultStore(output, resume=resume, force=force) as store:
         bar = _Bar(len(runs), sys.stderr.isatty())
         try:
             for done, row in enumerate(execute(runs, engine, jobs, store.known_hashes(), verify_crc, scheduler), 1):
+                if SPARK_KEY in row:
+                    sparks[row["path"]] = row.pop(SPARK_KEY)
                 if row.get("status") != SKIPPED:
                     store.add(row)
                 bar(done, len(runs), row)
@@ -144,7 +155,22 @@ def _audit(paths: tuple[str, ...], output: str | None, jobs: int | None, engine:
     if output:
         click.echo(f"results: {output}", file=out)
     in_scope = frame[frame["path"].isin([r.path for r in runs])] if len(frame) else frame
+    if html:
+        _write_page(html, runs, in_scope, sparks, verify_crc, force)
     sys.exit(1 if len(in_scope) and bool(in_scope["failed"].any()) else 0)
+
+
+def _write_page(path: str, runs: list[Any], rows: "pd.DataFrame", sparks: dict[str, Any], verify: bool,
+                force: bool) -> None:
+    """The audit's HTML page; runs skipped by --resume are read again for their sparkline."""
+    from ..html import audit_page
+    from ..output import write_text_file
+    from .run import spark_for
+
+    for run in runs:
+        if run.path not in sparks:
+            sparks[run.path] = spark_for(run, verify)
+    write_text_file(path, audit_page(rows.to_dict("records"), sparks), force)
 
 
 if __name__ == "__main__":  # pragma: no cover - ``python -m logsleuth.audit.cli`` (tests, before registration)

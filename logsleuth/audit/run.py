@@ -39,6 +39,9 @@ from .discover import Artifact, Run, run_files
 ROW_COLUMNS = ("path", "formats", "n_files", "size", "sha256", "verdict", "slug", "title", "confidence", "failed",
                "nonfinite_step", "nonfinite_metric", "cause", "cause_slug", "cause_probability", "n_warnings",
                "warnings", "error", "seconds")
+#: a row's down-sampled train loss ``(steps, values)`` for the HTML page's sparklines; not a
+#: column (the store keeps :func:`columns` only), so it lives as long as the audit process
+SPARK_KEY = "_loss_spark"
 #: the marker a worker returns for a run whose content hash is unchanged (``--resume``)
 SKIPPED = "skipped"
 _WARNINGS_MAX = 500
@@ -171,12 +174,34 @@ def audit_run(run: Run, known_sha256: str | None = None, verify: bool = False) -
             series = merge_views(views, run.path)
             row["formats"] = "+".join(sorted({v.format for v in views}))
             _fill(row, diagnose([series]))
+            row[SPARK_KEY] = loss_spark(series)
         elif not problems:
             row["error"] = f"{run.path}: no readable training log or artefact"
     except Exception as exc:  # one odd run must never stop the audit: say so in its row
         row["error"] = _one_line(exc, run.path)
     row["seconds"] = round(time.perf_counter() - start, 4)
     return row
+
+
+def loss_spark(series: RunSeries) -> tuple[list[float], list[float]]:
+    """The run's loss for a sparkline (about 120 points); never fails the row."""
+    from ..html import loss_spark as spark
+
+    try:
+        return spark(series)
+    except Exception:  # a picture is never worth a lost row
+        return [], []
+
+
+def spark_for(run: Run, verify: bool = False) -> tuple[list[float], list[float]]:
+    """Read a run again for its sparkline: one skipped by ``--resume`` carries none."""
+    from .merge import merge_views
+
+    try:
+        views, _ = _read_views(run, verify)
+        return loss_spark(merge_views(views, run.path)) if views else ([], [])
+    except Exception:
+        return [], []
 
 
 def _fill(row: dict[str, Any], d: Any) -> None:
