@@ -179,6 +179,36 @@ def _chart_series(logs: tuple[str, ...], log_format: str | None) -> list[Any]:
 
 
 @main.command()
+@click.argument("log")
+@click.option("--interval", type=click.FloatRange(0.01, 3600), default=1.0, show_default=True,
+              help="Seconds between polls.")
+@click.option("--idle", type=click.FloatRange(0.01), metavar="SECONDS",
+              help="End when the log has not grown for this long.")
+@click.option("--pid", type=click.IntRange(1), help="End when this process (the writer) is gone.")
+@click.option("--wait", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+              help="Wait this long for LOG to appear.")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Lines of text, or JSON lines of events.")
+@click.option("--on-alert", metavar="CMD", help="Run CMD at each warning, failure and the end, "
+              "with LOGSLEUTH_EVENT/CODE/STEP/LINE/MESSAGE/LOG in its environment (no shell).")
+@click.option("--log-format", metavar="NAME", help="Force the log format (see `logsleuth formats`).")
+@friendly
+def watch(log: str, interval: float, idle: float | None, pid: int | None, wait: float, output: str,
+          on_alert: str | None, log_format: str | None) -> None:
+    """Follow LOG while it is written (survives rotation and truncation): warn before the
+    nan, report it when it comes, print diagnose's verdict when the log ends.
+
+    Exit codes as diagnose: 0 no failure, 1 failure diagnosed, 2 usage or input error.
+    """
+    from .watch import Options, watch as follow
+    from .watch_output import hook_argv, printer
+
+    emit = printer(log, output == "json", hook_argv(on_alert), lambda line: click.echo(line))
+    result = follow(Options(log, interval, idle, pid, wait, log_format), emit)
+    sys.exit(1 if result.failed else 0)
+
+
+@main.command()
 def signatures() -> None:
     """List the failure signatures logsleuth recognises."""
     from .catalog import load_catalog
