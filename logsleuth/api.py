@@ -52,11 +52,16 @@ class Parse:
 
     def series(self, frames: list[pa.Table] | None = None) -> RunSeries:
         """The finished :class:`RunSeries` (pass the collected frames, or none for metadata only)."""
+        from .buffered import NOTE, spread_stacked_steps
+
         a = self.assembler
         frame = _concat(frames or [])
         notes = []
         if a.inferred:
             notes.append(self.fmt.step_note or "the log prints no step: steps are counted logging records")
+        elif self.fmt.bar_steps and len(frame):
+            frame, spread = spread_stacked_steps(frame)
+            notes += [NOTE] if spread else []
         return RunSeries(
             frame=frame, events=tuple(a.events), hparams=dict(a.hparams), source=self.log.name,
             format=self.fmt.name, size=self.log.size, compression=self.log.compression,

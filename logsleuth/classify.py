@@ -13,13 +13,14 @@ is I000 (inconclusive) rather than a guess.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Mapping
 
 import numpy as np
 
+from .calibration import calibrated
 from .catalog import load_catalog
 from .errors import LogsleuthError
 from .features import FEATURE_SCHEMA_VERSION, FEATURES
@@ -39,6 +40,8 @@ class Guard:
 
     candidates: tuple[str, ...]
     reason: str
+    #: the rule that spoke (its confidence is calibrated per rule, see logsleuth.calibration)
+    rule: str = ""
 
     @property
     def decided(self) -> str | None:
@@ -50,12 +53,13 @@ def guard(f: Mapping[str, float]) -> Guard:
     for rule in (_nothing, _collapsed, _hidden, _lr_zero, _loss_scale, _no_failure, _recurring, _early):
         found = rule(f)
         if found is not None:
-            return found
+            return replace(found, rule=rule.__name__.strip("_"))
     if f["nonfinite_then_finite"] == 1 or f["n_segments"] >= 2:
         return Guard(("X101", "N201", "N202"), "non-finite after the first 100 steps: the model weighs how it got "
-                                               "there (a recovered nan or a restart could be a recurring sample)")
+                                               "there (a recovered nan or a restart could be a recurring sample)",
+                     "late_recovered")
     return Guard(("X101", "N201"), "non-finite after the first 100 steps, once and for good (no restart, no "
-                                   "recovery: nothing recurs): the model weighs how it got there")
+                                   "recovery: nothing recurs): the model weighs how it got there", "late")
 
 
 def _n(f: Mapping[str, float], name: str, default: float = 0.0) -> float:
@@ -136,6 +140,9 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
     if _n(f, "max_loss_over_initial", 1.0) >= 5 and _n(f, "final_loss_over_initial", 1.0) >= 5:
         if _n(f, "loss_growth_rate") > 0.1 and f["n_train_records"] >= 10:
             return Guard(("X101",), "no nan yet, but the loss grows geometrically record after record")
+        if _blew_up_late(f):
+            return Guard(("X101",), "no nan yet, but the loss grew to over 5x its start after the first 100 steps, "
+                                    "over many records")
         return Guard(("L301",), "no nan, but the loss jumped to an absurd, saturated level early and stayed there")
     if f["n_train_records"] < 3:
         return Guard(("I000",), f"only {int(f['n_train_records'])} training record(s): too short to judge")
@@ -149,6 +156,15 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
         return Guard(("H001",), "no non-finite value, no spike, and no visible stall (the loss descended, "
                                 "or the log is a window from the middle of the run)")
     return Guard(tuple(candidates), "no non-finite value or event: " + " or ".join(candidates))
+
+
+def _blew_up_late(f: Mapping[str, float]) -> bool:
+    """The loss passed 5x its start only after the first 100 steps and several records (a
+    gradual explosion), where counted steps count records, not iterations."""
+    step, before = f.get("step_over_5x_initial", math.nan), _n(f, "records_before_5x_initial")
+    if math.isnan(step) or before < 3:
+        return False
+    return before >= 10 if f["steps_inferred"] == 1 else step > 100
 
 
 def _recurring(f: Mapping[str, float]) -> Guard | None:
@@ -230,20 +246,23 @@ def classify(f: Mapping[str, float]) -> Verdict:
     shape = underlying_shape(f) if g.decided == "N203" else None
     if g.decided:
         code, probabilities, decided_by = g.decided, {g.decided: 1.0}, f"guard: {g.reason}"
+        basis = f"guard:{g.rule}:{code}"
     else:
         probabilities = model_probabilities(f, g.candidates)
         code = max(probabilities, key=probabilities.get)  # type: ignore[arg-type]
         source = "model" if load_model() is not None else "rules"
         decided_by = f"{source} among {', '.join(g.candidates)} ({g.reason})"
+        basis = f"model:{g.rule}:{code}"
         if probabilities[code] < MIN_CONFIDENCE:
             ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])[:3]
             decided_by = "inconclusive: " + ", ".join(f"{c} {p:.2f}" for c, p in ranked)
-            code = "I000"
+            code, basis = "I000", "inconclusive"
     sig = catalog.signature(code)
-    confidence = probabilities.get(code, max(probabilities.values()))
-    return Verdict(code=code, slug=sig.slug, title=sig.title, confidence=round(float(confidence), 3),
+    raw = probabilities.get(code, max(probabilities.values()))
+    confidence = calibrated(basis, float(raw), f)
+    return Verdict(code=code, slug=sig.slug, title=sig.title, confidence=round(confidence, 3),
                    benign=bool(sig.benign), decided_by=decided_by,
-                   probabilities={k: round(float(v), 3) for k, v in probabilities.items()}, shape=shape)
+                   probabilities={k: round(float(v), 3) for k, v in probabilities.items()}, shape=shape, basis=basis)
 
 
 def underlying_shape(f: Mapping[str, float]) -> str:

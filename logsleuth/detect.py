@@ -7,7 +7,7 @@ ties go to registry order, where specific formats precede generic ones.
 A sniff says what *wrote* the log, not what the metric lines look like: a custom
 ``step: 100 total_loss: nan`` print between TensorFlow's own chatter sniffs as
 TensorFlow, whose rules then read nothing. So the best-sniffing formats (and the generic
-fallback) each read the head, and a format that reads well under half the training
+fallback) each read the head, and a format that reads under a quarter of the loss
 records another one reads gives way to it. The specific format keeps the log whenever it
 reads comparably: it knows the step conventions and the header echoes.
 """
@@ -25,7 +25,7 @@ _CAP = 200
 #: how many of the best-sniffing formats read the head on trial
 _TRIAL = 3
 #: a format keeps the log while it reads at least this share of the best trial's records
-_KEEP_SHARE = 0.5
+_KEEP_SHARE = 0.25
 
 
 def scores(head: bytes, formats: tuple[Format, ...] | None = None) -> list[tuple[int, Format]]:

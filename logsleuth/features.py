@@ -50,7 +50,7 @@ import pandas as pd
 
 from .types import GRAD_METRICS, NONFINITE_EVENTS, RunSeries, is_loss_metric
 
-FEATURE_SCHEMA_VERSION = 2
+FEATURE_SCHEMA_VERSION = 3
 
 #: every feature value is clipped to [-CLIP, CLIP] (ratios of exploding losses reach 1e30)
 CLIP = 1e12
@@ -498,6 +498,30 @@ def max_loss_over_initial(run: _Run) -> float:
 def final_loss_over_initial(run: _Run) -> float:
     values = run.pre["value"].to_numpy(float)
     return _ratio(float(values[-1]), float(values[0])) if len(values) else _NAN
+
+
+@_feature("step_over_5x_initial", "step", """Step of the first finite loss before the failure
+    above 5x the first finite loss of the focus segment: how early a blowup reached an
+    absurd level (within ~100 steps: early; later, after many records: an explosion).
+    nan when the loss never got there.""")
+def step_over_5x_initial(run: _Run) -> float:
+    over = _first_over_5x(run)
+    return _NAN if over is None else float(run.pre["step"].to_numpy(float)[over])
+
+
+@_feature("records_before_5x_initial", "records", """Finite loss records before the first one
+    above 5x the first (see step_over_5x_initial); nan when the loss never got there.""")
+def records_before_5x_initial(run: _Run) -> float:
+    over = _first_over_5x(run)
+    return _NAN if over is None else float(over)
+
+
+def _first_over_5x(run: _Run) -> int | None:
+    values = run.pre["value"].to_numpy(float)
+    if not len(values) or values[0] <= 0:
+        return None
+    above = np.flatnonzero(values > 5 * values[0])
+    return int(above[0]) if len(above) else None
 
 
 @_feature("descent_before_failure", "fraction", """Relative decrease of the loss from its first

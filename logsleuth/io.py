@@ -29,6 +29,7 @@ from .errors import InputError
 
 CHUNK = 2 << 20
 HEAD = 64 << 10
+_BACKSPACES_RX = re.compile(rb"\x08+")
 _ANSI_RX = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -61,11 +62,15 @@ def _decompressor(raw: BinaryIO, kind: str) -> BinaryIO:
 
 
 def clean(chunk: bytes) -> bytes:
-    """Drop NUL bytes and ANSI escape sequences; never touches ``\\n`` (line numbers hold)."""
+    """Drop NUL bytes and ANSI escape sequences, and make a run of backspaces a ``\\r``;
+    never touches ``\\n`` (line numbers hold). Keras 3 erases its bar with backspaces
+    where tqdm returns the carriage: either way the next update is a record of its own."""
     if b"\x00" in chunk:
         chunk = chunk.replace(b"\x00", b"")
     if b"\x1b" in chunk:
         chunk = _ANSI_RX.sub(b"", chunk)
+    if b"\x08" in chunk:
+        chunk = _BACKSPACES_RX.sub(b"\r", chunk)
     return chunk
 
 

@@ -1,22 +1,25 @@
-"""Train the signature model on the labelled corpus: ``python -m logsleuth.train corpus/data``.
+"""Train the signature model on labelled corpora:
+``python -m logsleuth.train corpus/framework_runs corpus/data``.
 
-Reads ``labels.csv`` (built by ``python -m corpus.build``), parses every training-split
+Reads each corpus's ``labels.csv`` (see :mod:`logsleuth.corpora`: real framework runs,
+and the printed corpus for the frameworks that cannot run here), parses every training
 log with logsleuth itself, computes the features, and fits a scikit-learn
 ``HistGradientBoostingClassifier`` (missing features are NaN, which it handles
 natively). Writes ``logsleuth/model/signatures.joblib`` with the feature-schema version,
 the feature names and the classes, and ``signatures.npz``, the same trees as arrays that
 diagnosis evaluates without importing scikit-learn (:mod:`logsleuth.forest`).
 Guard-decided signatures (N203, F501, F502, I000) are not the model's job and are left
-out of its classes.
+out of its classes. ``--all`` trains on the held-out rows too (the shipped model: every
+figure about unseen logs comes from ``bench/accuracy.py``'s folds, not from this fit).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,57 +37,69 @@ def require_sklearn() -> None:
         raise SystemExit(f"logsleuth.train: {TRAIN_HINT}")
 
 
-def corpus_rows(root: Path, split: str) -> list[dict[str, str]]:
-    with open(root / "labels.csv", newline="") as f:
-        return [row for row in csv.DictReader(f) if row["split"] == split]
-
-
-def log_path(root: Path, row: dict[str, str]) -> Path:
-    for candidate in (root / "logs" / f"{row['id']}.log", root / "logs" / f"{row['id']}.log.gz"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"no log for corpus row {row['id']}")
-
-
-def feature_matrix(root: Path, rows: list[dict[str, str]]) -> tuple[np.ndarray, list[str]]:
-    """One feature row per corpus log (parsed with logsleuth, as a user's log would be)."""
+def features_of(path: str) -> dict[str, float]:
+    """The features of one corpus log, parsed as a user's log would be."""
     from . import read_log
+    from .features import compute_features
+
+    return compute_features(read_log(path))
+
+
+def feature_rows(rows: Sequence[dict[str, str]], progress: bool = False) -> list[dict[str, float]]:
+    """Features of every row's log (the slow part: each log is parsed)."""
+    out = []
+    for i, row in enumerate(rows):
+        out.append(features_of(row["path"]))
+        if progress and (i + 1) % 200 == 0:
+            print(f"  features: {i + 1}/{len(rows)} logs", file=sys.stderr)
+    return out
+
+
+def matrix(features: Sequence[dict[str, float]]) -> tuple[np.ndarray, list[str]]:
     from .classify import _bounded  # the same inf -> +-1e6 as at diagnosis
-    from .features import FEATURES, compute_features
+    from .features import FEATURES
 
     names = [f.name for f in FEATURES]
-    matrix = np.full((len(rows), len(names)), np.nan)
-    for i, row in enumerate(rows):
-        feats = compute_features(read_log(log_path(root, row)))
-        matrix[i] = [_bounded(feats[n]) for n in names]
-    return matrix, names
+    return np.array([[_bounded(f[n]) for n in names] for f in features], dtype=np.float64).reshape(-1, len(names)), \
+        names
 
 
-def fit(root: Path, seed: int = 0) -> dict:
+def fit_rows(rows: Sequence[dict[str, str]], features: Sequence[dict[str, float]], seed: int = 0) -> dict:
+    """Fit on the rows whose signature is a model class; returns the model bundle."""
     require_sklearn()
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from .features import FEATURE_SCHEMA_VERSION
 
-    rows = [r for r in corpus_rows(root, "train") if r["signature"] in MODEL_CLASSES]
-    if not rows:
-        raise SystemExit(f"{root}/labels.csv has no training rows with model classes {MODEL_CLASSES}")
-    X, names = feature_matrix(root, rows)
-    y = np.array([r["signature"] for r in rows])
+    kept = [i for i, r in enumerate(rows) if r["signature"] in MODEL_CLASSES]
+    if not kept:
+        raise SystemExit(f"no training rows with model classes {MODEL_CLASSES}")
+    X, names = matrix([features[i] for i in kept])
+    y = np.array([rows[i]["signature"] for i in kept])
     keep = [j for j in range(X.shape[1]) if len(np.unique(X[~np.isnan(X[:, j]), j])) >= 2]
     X, names = X[:, keep], [names[j] for j in keep]  # a constant column carries nothing (and trips the binner)
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.08, max_leaf_nodes=15,
                                            l2_regularization=1.0, class_weight="balanced", random_state=seed)
     model.fit(X, y)
     return {"schema_version": FEATURE_SCHEMA_VERSION, "feature_names": names, "classes": list(model.classes_),
-            "pipeline": model, "trained_on": len(rows), "seed": seed}
+            "pipeline": model, "trained_on": len(kept), "seed": seed}
+
+
+def forest_of(bundle: dict) -> Any:
+    """The bundle's trees as a :class:`~logsleuth.forest.Forest` (what diagnosis evaluates)."""
+    from .forest import Forest, export
+
+    return Forest(export(bundle["pipeline"], bundle["feature_names"], bundle["schema_version"]))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .corpora import read_corpora
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("corpus", type=Path, help="corpus folder with labels.csv and logs/")
+    parser.add_argument("corpora", type=Path, nargs="+", help="corpus folders with labels.csv")
     parser.add_argument("-o", "--output", type=Path, default=MODEL_PATH)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all", action="store_true", help="train on the held-out split too")
     args = parser.parse_args(argv)
     require_sklearn()
     import joblib
@@ -92,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     from .forest import export
 
     start = time.perf_counter()
-    bundle = fit(args.corpus, args.seed)
+    rows = [r for r in read_corpora(args.corpora) if args.all or r["split"] == "train"]
+    bundle = fit_rows(rows, feature_rows(rows, progress=True), args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle, args.output, compress=3)
     trees = export(bundle["pipeline"], bundle["feature_names"], bundle["schema_version"])
     np.savez_compressed(args.output.with_suffix(".npz"), **trees)
-    print(f"trained on {bundle['trained_on']} logs, classes {bundle['classes']}, "
+    families = sorted({r["family"] for r in rows})
+    print(f"trained on {bundle['trained_on']} logs of {len(families)} families, classes {bundle['classes']}, "
           f"{time.perf_counter() - start:.1f}s -> {args.output}")
     return 0
 

@@ -186,6 +186,9 @@ class Verdict:
     probabilities: Mapping[str, float] = field(default_factory=dict)
     #: for N203 (non-finite hidden by the logger): the curve signature underneath
     shape: str | None = None
+    #: how it was reached (``guard:<rule>:<code>``, ``model:<rule>:<code>``, ``inconclusive``):
+    #: the key under which its confidence is calibrated
+    basis: str = ""
 
 
 @dataclass(frozen=True)

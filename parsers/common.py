@@ -10,6 +10,7 @@ search inside lines, not from their start.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Iterator
 
@@ -152,7 +153,7 @@ def _said_in_words(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     with the step the line prints; lines that another rule already made a non-finite or
     overflow event keep that one."""
     chunk, taken = None, set()
-    for m in matches:
+    for m in itertools.islice(matches, _MAX_SAID):
         if chunk is None:
             chunk = m.string
             taken = {line_at(chunk, e[0])[0] for e in out.events if e[2] in _FAILURE_KINDS}
@@ -160,6 +161,8 @@ def _said_in_words(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         before = chunk[at - 1:at] if at > 0 else b" "
         if before.isalnum() or before in (b"_", b"-"):
             continue  # inside another word or identifier (skip_nan_loss, detect_anomaly)
+        if chunk[max(0, at - 2):at] == b"= ":
+            continue  # a value, not words: Caffe's `(* 1 = nan loss)`
         start, line = line_at(chunk, at)
         if start in taken or _NEGATED.search(line) or _CODE.search(line):
             continue
@@ -170,6 +173,9 @@ def _said_in_words(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
                             "said": chunk[at:m.end()].decode("utf-8", "replace")}))
 
 
+#: phrases of one kind looked at per chunk: a log that says it on every line says it
+#: often enough (the first ones are the evidence), and events are kept in memory
+_MAX_SAID = 200
 #: event kinds that already say a step was non-finite (the said-in-words rule defers to them)
 _FAILURE_KINDS = frozenset({"overflow", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale"})
 

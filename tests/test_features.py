@@ -60,7 +60,7 @@ def caffe(*entries: tuple[int, str], restarts_before: tuple[int, ...] = ()) -> s
 # ---- the schema ------------------------------------------------------------------------
 
 def test_schema_is_documented_and_ordered() -> None:
-    assert FEATURE_SCHEMA_VERSION == 2
+    assert FEATURE_SCHEMA_VERSION == 3
     assert len(set(FEATURE_NAMES)) == len(FEATURES) >= 45
     for f in FEATURES:
         assert f.name.isidentifier() and f.unit and len(f.doc) > 40, f

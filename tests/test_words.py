@@ -79,6 +79,14 @@ def test_every_spelling_of_a_visible_nan_reaches_the_series(write, line: str, me
     assert diagnose(write("spell2.log", DESCENT + line + "\n")).verdict.code not in ("H001", "S401")
 
 
+def test_a_printed_nan_value_is_a_value_not_words(write) -> None:
+    """Caffe's ``(* 1 = nan loss)`` is the weighted value, not a sentence about the loss."""
+    line = "I0425 10:13:21.206111  9167 solver.cpp:244]     Train net output #0: loss = nan (* 1 = nan loss)"
+    series = logsleuth.read_log(write("caffe.log", DESCENT + line + "\n"))
+    assert not [e for e in series.events if e.kind == "nonfinite"]
+    assert series.first_nonfinite().line == 11 and series.first_nonfinite().source == "value"
+
+
 def test_info_is_no_inf(write) -> None:
     series = logsleuth.read_log(write("info.log", "[2023/10/06 13:31:29] ppocr INFO: epoch: 2, loss: 0.5\n" * 4))
     assert "ppocr" not in set(series.frame["metric"])
