@@ -64,9 +64,11 @@ corpus: venv
 	$(BIN)/python -m corpus.build --out corpus/data
 
 # retrain the shipped model on both corpora as they are (rebuild them first with
-# `make corpus` / `make corpus-frameworks` when their builders change)
+# `make corpus` / `make corpus-frameworks` when their builders change), then measure the
+# confidence calibration (leave-one-framework-out) shipped beside it
 model: venv $(VENV)/.train
 	$(BIN)/python -m logsleuth.train corpus/framework_runs corpus/data --all
+	$(BIN)/python bench/accuracy.py --calibrate
 
 # the in-repo copy of the real logs (tests/data/real_logs) from ../shared/real_logs
 real-logs:

@@ -209,6 +209,7 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
         runs.append(run)
         inputs.append(InputInfo(run.source, run.format, run.size, hasher.wait() if hasher else None,
                                 run.compression))
+    runs, inputs, duplicates = _distinct(runs, inputs)
     features = compute_features(runs)
     verdict = classify(features)
     first = next((r.first_nonfinite() for r in runs if r.first_nonfinite()), None)
@@ -218,10 +219,26 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
     verdict = replace(verdict, title=title)
     return Diagnosis(
         verdict=verdict, first_nonfinite=first, causes=causes, evidence=evidence(runs, features, verdict),
-        features=features, inputs=tuple(inputs), warnings=_warnings(runs),
+        features=features, inputs=tuple(inputs), warnings=_warnings(runs) + duplicates,
         bad_sample=bad_sample(runs, features) if verdict.code == "N202" else None,
         next_steps=_next_steps(verdict, framework),
     )
+
+
+def _distinct(runs: list[RunSeries], inputs: list) -> tuple[list[RunSeries], list, tuple[str, ...]]:
+    """One attempt per distinct content: the same file given twice is not two attempts
+    (a recurrence across them would be no evidence at all)."""
+    seen: dict[str, str] = {}
+    kept_runs, kept_inputs, notes = [], [], []
+    for run, info in zip(runs, inputs):
+        if info.sha256 and info.sha256 in seen:
+            notes.append(f"{info.path}: the same content as {seen[info.sha256]}; read once")
+            continue
+        if info.sha256:
+            seen[info.sha256] = info.path
+        kept_runs.append(run)
+        kept_inputs.append(info)
+    return kept_runs, kept_inputs, tuple(notes)
 
 
 def _is_file(item: object) -> bool:

@@ -179,7 +179,8 @@ def _event_lines(run: RunSeries, name: str) -> list[Evidence]:
         last = overflows[-1]
         if last is not e:
             scale = last.fields.get("loss_scale")
-            out.append(Evidence(last.step, last.line, last.text, f"last overflow, loss scale now {scale}", name))
+            now = f", loss scale now {scale:g}" if isinstance(scale, (int, float)) and math.isfinite(scale) else ""
+            out.append(Evidence(last.step, last.line, last.text, f"last overflow{now}", name))
     for e in run.events:
         if e.kind in ("min_loss_scale", "loss_missing", "terminate_on_nan", "nonfinite"):
             out.append(Evidence(e.step, e.line, e.text, f"the log says: {e.fields.get('said') or e.fields.get('message') or e.kind.replace('_', ' ')}", name))

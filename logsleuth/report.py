@@ -31,6 +31,7 @@ def to_dict(d: Diagnosis) -> dict[str, Any]:
         "schema_version": DIAGNOSIS_SCHEMA_VERSION,
         "verdict": asdict(d.verdict),
         "first_nonfinite": first,
+        "attempts": int(d.features.get("n_segments", 1) or 1),
         "causes": [asdict(c) for c in d.causes],
         "evidence": [asdict(e) for e in d.evidence],
         "bad_sample": dict(d.bad_sample) if d.bad_sample else None,

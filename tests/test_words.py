@@ -131,3 +131,11 @@ def test_an_eval_bar_starting_at_zero_is_no_new_attempt(write) -> None:
            " 20%|##        | 32/160 [00:02<00:09, 14.2it/s]{'loss': 1.0, 'learning_rate': 0.01, 'epoch': 0.5}\n")
     series = logsleuth.read_log(write("eval.log", log))
     assert set(series.frame["segment"]) == {0}
+
+
+def test_the_same_file_twice_is_one_attempt(write) -> None:
+    text = DESCENT + "epoch 1 step 200 loss nan\n"
+    path = write("once.log", text)
+    d = diagnose([path, path])
+    assert len(d.inputs) == 1 and d.verdict.code != "N202"
+    assert any("same content" in w for w in d.warnings)

@@ -54,6 +54,10 @@ FORMAT_FRAMEWORK: Mapping[str, str] = MappingProxyType({
     "yolov5": "yolo",
     "apex": "pytorch",
     "opennmt_py": "opennmt",
+    # run artefacts, by the framework that wrote them
+    "hf_trainer_state": "hf_trainer",
+    "lightning_csv": "lightning",
+    "keras_csv": "keras",
 })
 
 #: where a framework's missing fix is looked up next (before the generic one)
