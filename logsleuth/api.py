@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from .parsers._base import Format
 
+from .bounds import cap_warnings
 from .detect import detect
 from .io import LogInput, open_log
 from .parallel import prepared_chunks
@@ -63,10 +64,11 @@ class Parse:
             frame, spread = spread_stacked_steps(frame)
             notes += [NOTE] if spread else []
         return RunSeries(
-            frame=frame, events=tuple(a.events), hparams=dict(a.hparams), source=self.log.name,
+            frame=frame, events=tuple(a.kept_events()), hparams=dict(a.hparams), source=self.log.name,
             format=self.fmt.name, size=self.log.size, compression=self.log.compression,
             encoding=self.log.encoding, unparsed=a.unparsed, unparsed_examples=tuple(a.unparsed_examples),
-            texts=dict(a.texts), notes=tuple(notes),
+            texts=dict(a.texts), notes=tuple(notes), event_counts=dict(a.event_counts),
+            capped={**a.capped, **self.log.capped},
         )
 
 
@@ -108,12 +110,12 @@ def _read_sampled(source: object, format: str | None, progress: Progress | None)
 
     parse = start_parse(source, format)
     sample = RowSample()
-    events = parse.assembler.events
+    counts = parse.assembler.event_counts
     seen = 0
     for frame in parse.frames(progress):
-        failure_event = any(e.kind in NONFINITE_EVENTS for e in events[seen:])
-        seen = len(events)
-        sample.add(frame, failure_event)
+        failures = sum(counts.get(kind, 0) for kind in NONFINITE_EVENTS)
+        sample.add(frame, failures > seen)
+        seen = failures
     series = parse.series(sample.tables())
     return replace(series, notes=(*series.notes, sample.note())) if sample.dropped else series
 
@@ -284,6 +286,7 @@ def _warnings(runs: list[RunSeries]) -> tuple[str, ...]:
             out.append(f"{r.source}: {r.unparsed} metric-looking line(s) could not be parsed "
                        f"(first at line {r.unparsed_examples[0][0]})")
         out += [f"{r.source}: {note}" for note in r.notes]
+        out += cap_warnings(r.source, r.capped)
         if r.frame.empty and not r.events:
             out.append(f"{r.source}: no training metrics found (format {r.format}); try --log-format")
     return tuple(out)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from .bounds import cap_warnings
 from .errors import InputError, LogsleuthError
 from .output import OUTPUT_KINDS, open_writer, output_kind
 
@@ -114,6 +115,8 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
             if done.unparsed:
                 click.echo(f"logsleuth: {path}: {done.unparsed} metric-looking line(s) could not be parsed "
                            f"(first at line {done.unparsed_examples[0][0]})", err=True)
+            for warning in cap_warnings(path, {**done.capped, **job.log.capped}):
+                click.echo(f"logsleuth: {warning}", err=True)
 
 
 @main.command()

@@ -620,7 +620,7 @@ def _overflows(run: _Run) -> list:
 @_feature("n_overflow_events", "count", """fp16 overflow skips reported (DeepSpeed OVERFLOW!,
     apex 'Gradient overflow', fairseq 'overflow detected'), in every file.""")
 def n_overflow_events(run: _Run) -> float:
-    return float(len(_overflows(run)))
+    return float(run.series.count("overflow"))
 
 
 def _step_span(run: _Run) -> float:
@@ -633,7 +633,7 @@ def _step_span(run: _Run) -> float:
     known; nan when the log prints no step.""")
 def overflow_rate(run: _Run) -> float:
     span = _step_span(run)
-    return _NAN if math.isnan(span) else _clip(len(_overflows(run)) / span)
+    return _NAN if math.isnan(span) else _clip(run.series.count("overflow") / span)
 
 
 def _scales(run: _Run) -> list[tuple[int, float]]:
@@ -902,7 +902,7 @@ def loss_drops_to_zero(run: _Run) -> float:
 @_feature("loss_missing_events", "count", """Lines where the loss field was left out on a
     nan step (Megatron / DeepSpeed omit 'lm loss'); the only nan evidence there.""")
 def loss_missing_events(run: _Run) -> float:
-    return float(sum(e.kind == "loss_missing" for e in run.events))
+    return float(run.series.count("loss_missing"))
 
 
 @_feature("n_nonfinite_records", "count", """Non-finite loss-like and grad-norm values printed
@@ -1143,8 +1143,12 @@ def _merge(runs: Sequence[RunSeries]) -> RunSeries:
     filled = [f for f in frames if len(f)]
     frame = pd.concat(filled, ignore_index=True) if filled else runs[0].frame
     formats = {r.format for r in runs}
+    counts: dict[str, int] = {}
+    for run in runs:
+        for kind in {e.kind for e in run.events} | set(run.event_counts):
+            counts[kind] = counts.get(kind, 0) + run.count(kind)
     return RunSeries(frame=frame, events=tuple(events), hparams=hparams, source=" + ".join(r.source for r in runs),
-                     format=formats.pop() if len(formats) == 1 else "mixed", texts=texts)
+                     format=formats.pop() if len(formats) == 1 else "mixed", texts=texts, event_counts=counts)
 
 
 def compute_features(runs: RunSeries | Sequence[RunSeries]) -> dict[str, float]:

@@ -22,9 +22,10 @@ import lzma
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
+from .bounds import CarriageLimit
 from .errors import InputError
 
 CHUNK = 2 << 20
@@ -121,10 +122,11 @@ class LogInput:
             buf = carry + data if carry else data
             cut = _split_point(buf)
             if cut:
-                yield clean(buf[:cut])
+                yield self._limit.feed(clean(buf[:cut]))
             carry = buf[cut:]
-        if carry:
-            yield clean(carry)
+        rest = (self._limit.feed(clean(carry)) if carry else b"") + self._limit.flush()
+        if rest:
+            yield rest
 
     def consumed(self) -> int | None:
         """Bytes of the input read so far (of the compressed file, when it is compressed),
@@ -140,6 +142,13 @@ class LogInput:
             self._raw.close()  # decompressors do not close the file they were given
 
     _raw: BinaryIO | None = None
+    #: the bound on carriage-return updates per physical line; ``dropped`` counts its cuts
+    _limit: CarriageLimit = field(default_factory=CarriageLimit)
+
+    @property
+    def capped(self) -> dict[str, int]:
+        """What the input bounds cut while reading (see :mod:`logsleuth.bounds`)."""
+        return {"updates": self._limit.dropped} if self._limit.dropped else {}
 
 
 def _raw_stream(source: object) -> tuple[str, BinaryIO, int | None]:

@@ -25,12 +25,14 @@ Rules (documented because they decide what the user sees):
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .bounds import MAX_EVENTS, add_capped
 from .parsers._base import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, line_at
 from .parsers._columns import NATIVE, factorize
 from .parsers._grammar import to_floats
@@ -133,6 +135,7 @@ class Prepared:
     #: texts are cut from ``chunk`` by the Assembler, only while its budget lasts
     text_at: list = field(default_factory=list)
     chunk: bytes = b""
+    capped: dict = field(default_factory=dict)  # what the input bounds cut in this chunk
 
     @property
     def texts(self) -> dict:
@@ -206,6 +209,7 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
     prep.unparsed = list(zip(np.searchsorted(nl, unparsed).tolist(), unparsed))
     rows = _evidence_rows(value_a, codes)
     prep.chunk = chunk
+    prep.capped = batch.capped
     # one text per line: the last row's on it (a line of several bar updates), in line order
     text_at = dict(zip(prep.line[rows].tolist(), pos_a[rows].tolist()))
     for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
@@ -233,14 +237,49 @@ class Assembler:
         self.inferred = False
         self.trained = False
         self.failed = False  # a failure event was seen: a restart message after it is a new attempt
+        #: the first MAX_EVENTS events of each kind; later ones go to ``_late`` (the last
+        #: MAX_EVENTS of a kind); ``event_counts`` counts them all, ``fresh_events`` holds
+        #: those of the last chunk fed, kept or not
         self.events: list[Event] = []
+        self._late: dict[str, deque] = {}
+        self.event_counts: dict[str, int] = {}
+        self.fresh_events: list[Event] = []
+        self._prev_event: Event | None = None
+        self.capped: dict[str, int] = {}
         self.hparams: dict[str, Hparam] = {}
         self.unparsed = 0
         self.unparsed_examples: list[tuple[int, str]] = []
         self.texts: dict[int, str] = {}
         self.rows = 0
 
+    def kept_events(self) -> list[Event]:
+        """The events kept, in line order: the first and the last MAX_EVENTS of each kind."""
+        late = [e for tail in self._late.values() for e in tail]
+        return sorted(self.events + late, key=lambda e: e.line) if late else list(self.events)
+
+    def _keep_event(self, ev: Event) -> None:
+        """Count ``ev``; keep it while its kind has fewer than MAX_EVENTS, else in the
+        kind's tail (the oldest of which is dropped): a log printing an overflow on every
+        line must not hold an Event per line."""
+        n = self.event_counts.get(ev.kind, 0)
+        self.event_counts[ev.kind] = n + 1
+        self.fresh_events.append(ev)
+        self._prev_event = ev
+        if n < MAX_EVENTS:
+            self.events.append(ev)
+            self.texts.setdefault(ev.line, ev.text)
+            return
+        tail = self._late.setdefault(ev.kind, deque(maxlen=MAX_EVENTS))
+        if len(tail) == MAX_EVENTS:
+            add_capped(self.capped, "events")
+        tail.append(ev)
+        if len(self.texts) < MAX_TEXTS:
+            self.texts.setdefault(ev.line, ev.text)
+
     def feed(self, prep: Prepared) -> "pa.Table":
+        self.fresh_events = []
+        for name, n in prep.capped.items():
+            add_capped(self.capped, name, n)
         step = self._steps(prep)
         segment, event_segments = self._segments(prep, step)
         frame = self._frame(prep, step, segment)
@@ -373,8 +412,7 @@ class Assembler:
                     ev_step = None if math.isnan(known) else int(known)
             line += self.line0
             if not self._is_copy(kind, ev_step, line, fields, text):
-                self.events.append(Event(kind, ev_step, line, text, dict(fields), int(seg)))
-                self.texts.setdefault(line, text)
+                self._keep_event(Event(kind, ev_step, line, text, dict(fields), int(seg)))
         self._step_before_chunk = self._last_step
         self._epoch_before_chunk = self.epoch
         if len(totals):
@@ -407,8 +445,8 @@ class Assembler:
 
     def _is_copy(self, kind: str, step: int | None, line: int, fields: dict, text: str) -> bool:
         """The same event printed by two loggers (absl + glog) on adjacent lines counts once."""
-        if not self.events:
+        prev = self._prev_event
+        if prev is None:
             return False
-        prev = self.events[-1]
         return (prev.kind == kind and prev.step == step and prev.fields == fields
                 and 0 < line - prev.line <= _DEDUP_LINES and prev.text != text)

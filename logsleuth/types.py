@@ -95,6 +95,13 @@ class RunSeries:
         Text of every line holding a non-finite value (the evidence), and of events.
     notes : tuple of str
         Caveats, e.g. that steps were inferred because the log prints none.
+    event_counts : mapping of event kind to count
+        How many events of each kind the log printed: ``events`` keeps the first and last
+        few thousand of a kind (a log printing an overflow per line would hold millions);
+        empty when ``events`` is complete.
+    capped : mapping of cap name to count
+        What the input bounds (:mod:`logsleuth.bounds`) cut: lines whose pairs or bytes
+        were not all read, progress-bar updates dropped; each one is a warning.
     """
 
     frame: "pd.DataFrame"
@@ -109,6 +116,12 @@ class RunSeries:
     unparsed_examples: tuple[tuple[int, str], ...] = ()
     texts: Mapping[int, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    event_counts: Mapping[str, int] = field(default_factory=dict)
+    capped: Mapping[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str) -> int:
+        """Events of ``kind`` the log printed, those not kept in ``events`` included."""
+        return max(self.event_counts.get(kind, 0), sum(e.kind == kind for e in self.events))
 
     def wide(self) -> "pd.DataFrame":
         """One row per (segment, rank, phase, step), one column per metric (last value wins)."""

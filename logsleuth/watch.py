@@ -62,7 +62,6 @@ class _Generation:
     sample: RowSample
     head: bytes = b""
     size: int = 0
-    events_seen: int = 0
 
     def series(self) -> RunSeries:
         """The generation as diagnose would have read it (the bounded row sample)."""
@@ -168,8 +167,7 @@ class LiveLog:
         g = self.gen
         assert g is not None
         table = g.assembler.feed(prepare(piece, scan_chunk(g.fmt, piece, g.head)))
-        new_events = g.assembler.events[g.events_seen:]
-        g.events_seen = len(g.assembler.events)
+        new_events = g.assembler.fresh_events
         g.sample.add(table, any(e.kind in NONFINITE_EVENTS for e in new_events))
         self.bytes += len(piece)
         alerts = _records(self.forecaster, table, new_events)

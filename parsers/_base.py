@@ -13,6 +13,7 @@ that is what lets two processes split one file.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
@@ -20,7 +21,8 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 import numpy as np
 
 from ._columns import ColumnRule
-from ._grammar import KEY, NUM, VAL, snake
+from ..bounds import MAX_LINE_BYTES, MAX_PAIRS, add_capped
+from ._grammar import KEY, KEY_BOUNDED, NUM, VAL, snake
 
 #: phase codes of records held as arrays; a bar (a tqdm update) is a marker, never a row
 TRAIN, EVAL, BAR = 0, 1, 2
@@ -52,7 +54,7 @@ class Batch:
     carries step/epoch state and is never output."""
 
     __slots__ = ("pos", "step", "metric", "value", "phase", "epoch", "it", "total", "arrays", "events",
-                 "hparams", "unparsed", "head")
+                 "hparams", "unparsed", "head", "capped")
 
     def __init__(self, head: bytes = b"") -> None:
         #: the start of the log (``LogInput.head``): a header printed once is there
@@ -70,6 +72,7 @@ class Batch:
         self.events: list[tuple] = []  # (pos, step, kind, fields)
         self.hparams: list[tuple] = []  # (pos, key, value)
         self.unparsed: list[int] = []  # positions of metric-looking lines we could not read
+        self.capped: dict[str, int] = {}  # what the input bounds cut (logsleuth.bounds)
 
     def add(self, pos: int, step: int | None, metric: str | None, value: bytes | None, phase: str = "train",
             epoch: float | None = None, it: int | None = None, total: int | None = None) -> None:
@@ -258,11 +261,11 @@ def phase_of(metric: str) -> str:
 # a value must end the token: "3:18:45" (an eta) is not a number, but "44.41Batch" (text
 # glued to a Keras bar) still ends the number before the capital letter
 _END = rb"(?![a-z0-9_/.]|:[^\s])"
-_KV_COLON = re.compile(rb"(" + KEY.encode() + rb"):\s*(" + NUM.encode() + rb")" + _END)
-_KV_EQUALS = re.compile(rb"(" + KEY.encode() + rb")\s*=\s*(" + NUM.encode() + rb")" + _END)
+_KV_COLON = re.compile(rb"(" + KEY_BOUNDED.encode() + rb"):\s*(" + NUM.encode() + rb")" + _END)
+_KV_EQUALS = re.compile(rb"(" + KEY_BOUNDED.encode() + rb")\s*=\s*(" + NUM.encode() + rb")" + _END)
 #: "key value" and "key: value" and "key=value", for free-form prints (generic fallback);
 #: JSON and Python dict items too (``"loss": NaN``, ``'loss': '0.68'``: quoted keys and values)
-_KV_ANY = re.compile(rb"(" + KEY.encode() + rb")['\"]?(?:\s*[:=]\s*|\s+)['\"]?\[?\s*(?:tensor\()?(" + NUM.encode()
+_KV_ANY = re.compile(rb"(" + KEY_BOUNDED.encode() + rb")['\"]?(?:\s*[:=]\s*|\s+)['\"]?\[?\s*(?:tensor\()?(" + NUM.encode()
                      + rb")(?:\s*/\s*(\d+))?['\"]?" + _END)
 KV_STYLES = {"colon": _KV_COLON, "equals": _KV_EQUALS}
 
@@ -338,7 +341,25 @@ def is_config_echo(line: bytes) -> bool:
     return len(_WORD_VALUE.findall(line, 0, 4096)) >= 2
 
 
-def free_form(line: bytes, aliases: Mapping[str, str] | None = None) -> tuple[dict, list[tuple[str, bytes]]]:
+def read_pairs(rx: "re.Pattern[bytes]", text: bytes, capped: dict | None = None) -> list[tuple]:
+    """``rx.findall(text)`` within the input bounds: the first :data:`MAX_PAIRS` pairs of
+    the first :data:`MAX_LINE_BYTES` bytes (a cut is counted in ``capped``). A line of
+    100,000 ``loss=1`` pairs is a broken printer, not 100,000 metrics."""
+    end = len(text)
+    if end > MAX_LINE_BYTES:
+        end = MAX_LINE_BYTES
+        if capped is not None:
+            add_capped(capped, "bytes")
+    found = [m.groups() for m in itertools.islice(rx.finditer(text, 0, end), MAX_PAIRS + 1)]
+    if len(found) > MAX_PAIRS:
+        found.pop()
+        if capped is not None:
+            add_capped(capped, "pairs")
+    return found
+
+
+def free_form(line: bytes, aliases: Mapping[str, str] | None = None,
+              capped: dict | None = None) -> tuple[dict, list[tuple[str, bytes]]]:
     """Read a free-form print (``epoch 1 iter 200/500 loss 0.52 lr 0.01``): the position
     (step, epoch, iter, total) and the metric pairs. Bookkeeping keys are dropped; a
     config echo (:func:`is_config_echo`) gives ``{"config": True}`` and no pairs."""
@@ -346,7 +367,7 @@ def free_form(line: bytes, aliases: Mapping[str, str] | None = None) -> tuple[di
     pairs: list[tuple[str, bytes]] = []
     if is_config_echo(line):
         return {"config": True}, pairs
-    for key, value, total in _KV_ANY.findall(line):
+    for key, value, total in read_pairs(_KV_ANY, line, capped):
         name = canonical(key, aliases)
         if name in EPOCH_KEYS:
             where.setdefault("epoch", float(value))
@@ -391,7 +412,7 @@ def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mappi
             pos, step = m.start(), _int(g.get("step"))
             epoch = float(g["epoch"]) if g.get("epoch") else None
             it, total = _int(g.get("iter")), _int(g.get("total"))
-            pairs = kv_rx.findall(g["payload"])
+            pairs = read_pairs(kv_rx, g["payload"], out.capped)
             if not pairs:
                 out.unparsed.append(pos)
                 continue

@@ -23,7 +23,7 @@ import pyparsing as pp
 #: A number, finite or not, as bytes-regex source (no groups inside).
 NUM = (
     r"[-+]?(?:"
-    r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:#(?:QNAN|SNAN|IND|INF)\d*)?"
+    r"(?:\d++\.?\d*+|\.\d++)(?:[eE][-+]?\d++)?(?:#(?:QNAN|SNAN|IND|INF)\d*+)?"
     r"|(?:[nN]a[nN]|NAN)(?:\((?:ind|snan|IND)\)|\.0\b|x+\b)?(?![A-Za-z])"
     r"|(?:[iI]nf(?:inity)?|INF(?:INITY)?)(?![A-Za-z])"
     r")"
@@ -33,9 +33,15 @@ NUM = (
 VAL = r"[-+]?[\w.#]+(?:[-+]\d+)?(?:\(ind\))?"
 #: A metric key as printers write it: ``loss``, ``s0.loss_cls``, ``Acc@1``, ``losses/total``.
 KEY = r"[A-Za-z_][\w.@/\-]*"
+#: :data:`KEY` for the pair readers that search a whole line: possessive and at most 128
+#: bytes, so that a failed match costs the key's length, not the rest of the line (a
+#: line of 64 KB of letters took seconds); a longer key is read by its last 128 bytes.
+#: Possessive changes nothing: what may follow a key (``:``, ``=``, a quote, a space) is
+#: no key character.
+KEY_BOUNDED = r"[A-Za-z_][\w.@/\-]{0,127}+"
 
 NUM_RX = re.compile(NUM)
-_NONFINITE_RX = re.compile(rb"(?i)^([-+]?)\d*\.?\d*#?(nan|qnan|snan|ind|inf)")
+_NONFINITE_RX = re.compile(rb"(?i)^([-+]?)\d*+\.?\d*+#?(nan|qnan|snan|ind|inf)")
 
 
 def to_float(text: bytes | str) -> float:

@@ -9,7 +9,7 @@ from typing import Iterator
 from ._base import Batch, Format, Rule, line_at
 from ._grammar import VAL
 
-_HEAD = re.compile(rb"(\d+): (" + VAL.encode() + rb"), (" + VAL.encode() + rb")$")
+_HEAD = re.compile(rb"(?<!\d)(\d+): (" + VAL.encode() + rb"), (" + VAL.encode() + rb")$")
 
 
 def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -30,6 +30,6 @@ FORMAT = Format(
     title="darknet / AlexeyAB darknet (YOLO v2-v4) iteration lines",
     samples=(" 182: -nan, -nan avg loss, 0.000000 rate, 2.011170 seconds, 11648 images, 17.923213 hours left",
              "1: 722.7, 722.7 avg, 0.000010 rate, 2.1 seconds, 64 images"),
-    sniff=(r"\d+: \S+, \S+ avg(?: loss)?, \S+ rate", r"avg loss, ", r"hours left"),
+    sniff=(r"(?<!\d)\d+: \S+, \S+ avg(?: loss)?, \S+ rate", r"avg loss, ", r"hours left"),
     rules=(Rule("iteration", b" avg", r" avg(?: loss)?, ({VAL}) rate", _row),),
 )

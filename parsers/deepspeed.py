@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, phase_of
+from ._base import Batch, Format, Rule, canonical, phase_of, read_pairs
 from ._grammar import VAL
 
-_DESC_KV = re.compile(rb"([A-Za-z_][\w/.\-]*):\s+(" + VAL.encode() + rb")")
+_DESC_KV = re.compile(rb"([A-Za-z_][\w/.\-]{0,127}+):\s+(" + VAL.encode() + rb")")
 
 
 def _step_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -30,7 +30,7 @@ def _bar_description(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         chunk = m.string
         bar = re.match(rb"[^\r\n]*?(\d+)/(\d+) \[", chunk[m.end():m.end() + 400])
         step = int(bar.group(1)) if bar else None
-        for key, value in _DESC_KV.findall(m.group(1)):
+        for key, value in read_pairs(_DESC_KV, m.group(1), out.capped):
             name = canonical(key)
             out.add(m.start(), step, name, value, phase_of(name), None, None, None)
 
@@ -52,10 +52,10 @@ FORMAT = Format(
         "[losses/total_loss: 1.64 | losses/policy_loss: 0.12]:  16%|██        | 1024/6400 [1:14:23<1:13:02,  1.23it/s]",
     ),
     sniff=(r"\[deepspeed\]", r"OVERFLOW! Rank", r"\[deepscale\]", r"log_dist", r"loss_scaler\.py", r"DeepSpeed",
-           r"\[[^\]\n]*: [-\d.e]+[^\]\n]*\]:\s+\d+%\|"),
+           r"\[(?=[^\]\[\n]*: [-\d.e])[^\]\[\n]*+\]:\s+\d+%\|"),
     rules=(
         Rule("step", b"step=", r"step=(\d+), skipped=(\d+), lr=\[({VAL})", _step_line),
-        Rule("bar-description", b"[", r"\[([^\]\r\n\[]*?:\s+{VAL}[^\]\r\n\[]*)\]:\s+\d+%", _bar_description),
+        Rule("bar-description", b"[", r"\[((?=[^\]\r\n\[]*?:\s+{VAL})[^\]\r\n\[]*+)\]:\s+\d+%", _bar_description),
         Rule("config", b":print]", r":print\]\s+(\w+) \.{2,} ([^\r\n]+)", _config_echo),
     ),
     bar_steps=True,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at
+from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at, read_pairs
 from ._grammar import NUM
 
 _PIPE_KV = re.compile(rb"\| (\w+) (" + NUM.encode() + rb")(?= \||\s*$)")
@@ -32,7 +32,7 @@ def _epoch_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         context = chunk[start:m.start()]
         epoch, inner, rest = m.groups()
         valid = b"valid on" in rest or b"| valid" in context
-        pairs = _EQ_KV.findall(rest) if inner else _PIPE_KV.findall(rest)
+        pairs = read_pairs(_EQ_KV if inner else _PIPE_KV, rest, out.capped)
         names = [(canonical(k), v) for k, v in pairs]
         step = next((int(float(v)) for n, v in names if n == "num_updates"), None)
         for name, value in names:

@@ -12,25 +12,28 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from ..bounds import MAX_LINE_BYTES
 from ._base import Batch, Format, Rule, free_form, line_at, phase_of
 
 
 #: a loss with something like a number after it: a line we should have read ("possible",
 #: "Cross validation..." and "loss is nan" in words are not unread metrics)
-_METRIC_LOOKING = re.compile(rb"(?i)loss\w*['\"]?\s*[:=]?\s*['\"]?(?:[-+]?\.?\d|nan|inf)")
+_METRIC_LOOKING = re.compile(rb"(?i)loss\w{0,64}['\"]?\s*[:=]?\s*['\"]?(?:[-+]?\.?\d|nan|inf)")
 
 
 def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    """Every line (or bar update) containing the anchor, read once as a free-form print."""
-    seen: set[int] = set()
+    """Every line (or bar update) containing the anchor, read once as a free-form print.
+    Matches inside the line just read are skipped without looking the line up again: a
+    line saying ``loss`` 100,000 times costs its length once, not 100,000 times."""
+    line_stop = -1
     for m in matches:
-        start, line = line_at(m.string, m.start())
-        if start in seen:
+        if m.start() < line_stop:
             continue
-        seen.add(start)
-        where, pairs = free_form(line)
+        start, line = line_at(m.string, m.start())
+        line_stop = start + len(line)
+        where, pairs = free_form(line, capped=out.capped)
         if not pairs:
-            if not where.get("config") and _METRIC_LOOKING.search(line):
+            if not where.get("config") and _METRIC_LOOKING.search(line, 0, MAX_LINE_BYTES):
                 out.unparsed.append(start)
             continue
         step, epoch = where.get("step"), where.get("epoch")

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at, phase_of
+from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at, phase_of, read_pairs
 
 #: the batch counter of a bar: Keras 2 ``12/25 [===>...]``, Keras 3 ``12/25 ━━━━━━━━`` (U+2501
 #: glyphs), verbose=2 ``25/25 - 0s - ...``
-_COUNT = re.compile(rb"(\d+)/(\d+)(?= \[[=>.]*\]| - | (?:\xe2\x94\x81)+ )")
+_COUNT = re.compile(rb"(?<!\d)(\d+)/(\d+)(?= \[[=>.]*\]| - | (?:\xe2\x94\x81)+ )")
 _KV = KV_STYLES["colon"]
 _SKIP = frozenset({"eta"})
 
@@ -40,7 +40,7 @@ def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         start = line_at(chunk, m.start())[0]
         count = _COUNT.search(chunk, start, m.start())
         it, total = (int(count.group(1)), int(count.group(2))) if count else (None, None)
-        for key, value in _KV.findall(m.group(1)):
+        for key, value in read_pairs(_KV, m.group(1), out.capped):
             name = canonical(key)
             if name in _SKIP:
                 continue
@@ -58,10 +58,10 @@ FORMAT = Format(
     ),
     sniff=(
         r"(?m)^Epoch \d+/\d+\s*$",
-        r"\d+/\d+ \[[=>.]+\] - ",
-        r"\d+/\d+ (?:\xe2\x94\x81)+ ",
+        r"(?<!\d)\d+/\d+ \[[=>.]+\] - ",
+        r"(?<!\d)\d+/\d+ (?:\xe2\x94\x81)+ ",
         r" - loss: ",
-        r"\d+/\d+ - \d+m?s - ",
+        r"(?<!\d)\d+/\d+ - \d+m?s - ",
     ),
     rules=(
         Rule("epoch", b"Epoch ", r"Epoch (\d+)/\d+", _epoch),

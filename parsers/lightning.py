@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical, phase_of
+from ._base import KV_STYLES, Batch, Format, Rule, canonical, phase_of, read_pairs
 
 _KV = KV_STYLES["equals"]
 _RICH_KV = KV_STYLES["colon"]
@@ -32,7 +32,7 @@ def _bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         if after is not None and after.group(1, 2, 3) == m.group(1, 2, 3):
             continue
         step = epoch * total + it
-        raw = _KV.findall(m.group(4) or b"")
+        raw = read_pairs(_KV, m.group(4) or b"", out.capped)
         logged = any(k.startswith(b"train_loss") for k, _ in raw)
         # with a logged train_loss, the bar's own `loss` is Lightning's running mean
         pairs = [("loss_avg" if logged and k == b"loss" else canonical(k), v) for k, v in raw]
@@ -49,7 +49,7 @@ def _rich_bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, it, total = int(m.group("epoch")), int(m.group("it")), int(m.group("total"))
         step = epoch * total + it
-        pairs = [(canonical(k), v) for k, v in _RICH_KV.findall(m.group("payload") or b"")]
+        pairs = [(canonical(k), v) for k, v in read_pairs(_RICH_KV, m.group("payload") or b"", out.capped)]
         pairs = [(name, v) for name, v in pairs if name not in _SKIP]
         if not pairs:
             out.add(m.start(), step, None, None, "train", float(epoch), None, None)

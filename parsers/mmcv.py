@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Iterator
 import re
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical, is_noise
+from ._base import KV_STYLES, Batch, Format, Rule, canonical, is_noise, read_pairs
 
 _KV = KV_STYLES["colon"]
 
 
 def _records(m: re.Match[bytes], out: Batch, step: int | None, epoch: float | None, phase: str,
              payload: bytes) -> None:
-    for key, value in _KV.findall(payload):
+    for key, value in read_pairs(_KV, payload, out.capped):
         name = canonical(key)
         if is_noise(name):
             continue

@@ -16,19 +16,19 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, line_at, phase_of
+from ._base import Batch, Format, Rule, canonical, line_at, phase_of, read_pairs
 from ._grammar import NUM
 from .generic import lines_with_metrics
 
-_VALUE_AVG = re.compile(rb"([A-Za-z][\w@]*):?\s+(" + NUM.encode() + rb")\s+\((" + NUM.encode() + rb")\)")
+_VALUE_AVG = re.compile(rb"([A-Za-z][\w@]{0,127}+):?\s+(" + NUM.encode() + rb")\s+\((" + NUM.encode() + rb")\)")
 _NOISE = frozenset({"time", "data", "bw"})
 
 
-def _avg_pairs(payload: bytes, prefix: str = "") -> list[tuple[str, bytes]]:
+def _avg_pairs(payload: bytes, prefix: str = "", capped: dict | None = None) -> list[tuple[str, bytes]]:
     """``Key value (average)`` pairs -> the value as ``name`` and the running average as
     ``name_avg`` (a nan average shows a nan batch that was not the printed one)."""
     pairs = []
-    for key, value, average in _VALUE_AVG.findall(payload):
+    for key, value, average in read_pairs(_VALUE_AVG, payload, capped):
         name = canonical(key)
         if name not in _NOISE:
             name = f"{prefix}{name}" if prefix and not name.startswith(prefix) else name
@@ -40,13 +40,13 @@ def _imagenet(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
         step = epoch * total + it
-        for name, value in _avg_pairs(m.group(4)):
+        for name, value in _avg_pairs(m.group(4), capped=out.capped):
             out.add(m.start(), step, name, value, "train", float(epoch), None, None)
 
 
 def _test_batch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
-        for name, value in _avg_pairs(m.group(1), "eval_"):
+        for name, value in _avg_pairs(m.group(1), "eval_", out.capped):
             out.add(m.start(), None, name, value, "eval", None, None, None)
 
 
@@ -65,7 +65,7 @@ def _mnist_test(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 def _timm(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     for m in matches:
         epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        for name, value in _avg_pairs(m.group(4)) + _plain_lr(m.group(4)):
+        for name, value in _avg_pairs(m.group(4), capped=out.capped) + _plain_lr(m.group(4)):
             out.add(m.start(), epoch * total + it, name, value, phase_of(name), float(epoch), None, None)
 
 
@@ -111,10 +111,20 @@ _CLAIMED = (b"Epoch: [", b"Test: [", b"Train Epoch: ", b"Test set: ", b"Train: "
 
 def _free_form_unclaimed(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """Free-form loss lines that none of the specific rules above reads."""
-    lines_with_metrics((m for m in matches if not _claimed(m)), out)
+    lines_with_metrics(_first_unclaimed(matches), out)
 
 
-def _claimed(m: re.Match[bytes]) -> bool:
-    chunk = m.string
-    start = line_at(chunk, m.start())[0]
-    return any(chunk.find(c, start, m.start()) != -1 for c in _CLAIMED)
+def _first_unclaimed(matches: Iterator[re.Match[bytes]]) -> Iterator[re.Match[bytes]]:
+    """The first match of each line, unless a specific rule's start comes before it on the
+    line. Only the first match of a line can decide (a later one sees more of the line
+    before it, and the line is read once), so a line saying ``loss`` 100,000 times is
+    looked at once, not once per match."""
+    line_stop = -1
+    for m in matches:
+        if m.start() < line_stop:
+            continue
+        chunk = m.string
+        start, line = line_at(chunk, m.start())
+        line_stop = start + len(line)
+        if not any(chunk.find(c, start, m.start()) != -1 for c in _CLAIMED):
+            yield m

@@ -14,7 +14,7 @@ from typing import Iterator
 from ._base import Batch, Format, Rule, canonical, fixed
 from ._grammar import NUM
 
-_PAIR = re.compile(rb"(\w+) = (" + NUM.encode() + rb")")
+_PAIR = re.compile(rb"(\w{1,128}+) = (" + NUM.encode() + rb")")
 
 
 def _estimator(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

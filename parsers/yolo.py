@@ -15,7 +15,7 @@ from typing import Iterator
 from ._base import Batch, Format, Rule, line_at
 from ._grammar import snake
 
-_ROW_HEAD = re.compile(rb"(\d+)/(\d+)\s+[\d.]+$")
+_ROW_HEAD = re.compile(rb"(?<!\d)(\d+)/(\d+)\s+[\d.]+$")
 _BAR = re.compile(rb"\|\s*(\d+)/(\d+) \[")
 _HEADER = re.compile(rb"Epoch\s+(?:gpu_mem|GPU_mem)\s+([A-Za-z_ ]+?)\s+(?:labels|Instances|targets)", re.I)
 _V5 = ("box_loss", "obj_loss", "cls_loss")
@@ -57,7 +57,7 @@ FORMAT = Format(
         "      1/100      2.51G      1.234      2.345      1.456         32        640: 100%|██████████| "
         "50/50 [00:20<00:00,  2.45it/s]",
     ),
-    sniff=(r"\d+/\d+\s+\d+(?:\.\d+)?G\s+\S+\s+\S+", r"Epoch\s+(?:gpu_mem|GPU_mem)", r"(?i)yolo"),
+    sniff=(r"(?<!\d)\d+/\d+\s+\d+(?:\.\d+)?G\s+\S+\s+\S+", r"Epoch\s+(?:gpu_mem|GPU_mem)", r"(?i)yolo"),
     rules=(
         Rule("row", b"G ", r"G ((?:\s*[-+]?(?:[\d.]+(?:e[-+]?\d+)?|nan|inf)){2,4})\s+\d+\s+\d+(?::|\s)", _row),
     ),
