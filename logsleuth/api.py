@@ -250,8 +250,8 @@ def _is_file(item: object) -> bool:
 def _is_artifact(item: object) -> bool:
     """A run artefact rather than a text log: an event file, ``trainer_state.json``, a
     metrics CSV, or a directory (a TensorBoard log dir or an MLflow run)."""
-    if not isinstance(item, (str, os.PathLike)) or not os.path.exists(item):
-        return False
+    if not isinstance(item, (str, os.PathLike)) or not (os.path.isfile(item) or os.path.isdir(item)):
+        return False  # a FIFO or a device is read as a log: sniffing it would consume it
     from .artifacts import artifact_kind
 
     return os.path.isdir(item) or artifact_kind(str(item)) is not None
