@@ -143,7 +143,11 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
         if _blew_up_late(f):
             return Guard(("X101",), "no nan yet, but the loss grew to over 5x its start after the first 100 steps, "
                                     "over many records")
-        return Guard(("L301",), "no nan, but the loss jumped to an absurd, saturated level early and stayed there")
+        if _saturated(f):
+            return Guard(("L301",), "no nan, but the loss jumped to an absurd, saturated level early and stayed there")
+    if _absurd_start(f):
+        return Guard(("L301",), "no nan, but the loss started absurdly high (over 1e4x where the run ends): "
+                                "the first steps blew up, then it came back")
     if f["n_train_records"] < 3:
         return Guard(("I000",), f"only {int(f['n_train_records'])} training record(s): too short to judge")
     candidates = ["H001"]
@@ -158,13 +162,30 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
     return Guard(tuple(candidates), "no non-finite value or event: " + " or ".join(candidates))
 
 
+def _saturated(f: Mapping[str, float]) -> bool:
+    """The loss jumped and stayed at its peak (Caffe's 87.3365 = -ln FLT_MIN), or went
+    absurd (1e4x its start): not a noisy, merely worse plateau, which is a stall."""
+    peak, final = _n(f, "max_loss_over_initial", 1.0), _n(f, "final_loss_over_initial", 1.0)
+    return peak >= 1e4 or final >= 0.9 * peak
+
+
+def _absurd_start(f: Mapping[str, float]) -> bool:
+    """An early loss of 1e4 or more, and 1e4x above the end of a finite run: a bad
+    initialisation or raw inputs blew the first steps up (DOMAIN: an absurd loss within
+    the first steps)."""
+    peak, final = _n(f, "max_loss_over_initial", 1.0), _n(f, "final_loss_over_initial", 1.0)
+    early = _n(f, "step_over_5x_initial", 0.0) <= 100 or peak <= 1.0
+    peak_value = 10 ** _n(f, "initial_loss_log10", 0.0) * peak  # (a loss that converges to ~0 is no blowup)
+    return final > 0 and peak / final >= 1e4 and peak_value >= 1e4 and early and f["n_train_records"] >= 3
+
+
 def _blew_up_late(f: Mapping[str, float]) -> bool:
-    """The loss passed 5x its start only after the first 100 steps and several records (a
-    gradual explosion), where counted steps count records, not iterations."""
+    """The loss passed 5x its start only after the first 100 steps, or after 30 records or
+    more (a gradual explosion, however densely logged); counted steps count records."""
     step, before = f.get("step_over_5x_initial", math.nan), _n(f, "records_before_5x_initial")
     if math.isnan(step) or before < 3:
         return False
-    return before >= 10 if f["steps_inferred"] == 1 else step > 100
+    return before >= 10 if f["steps_inferred"] == 1 else step > 100 or before >= 30
 
 
 def _recurring(f: Mapping[str, float]) -> Guard | None:
