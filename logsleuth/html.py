@@ -128,14 +128,12 @@ def _verdict_section(d: Diagnosis) -> list[str]:
         size = f"{i.size:,} B" if i.size is not None else "stream"
         out.append(f'<div class="muted">input: <span class="mono">{escape(i.path)}</span> '
                    f'({escape(i.format)}, {size})</div>')
-    attempts = int(d.features.get("n_segments", 1) or 1)
-    if attempts > 1:
-        out.append(f"<p>{attempts} attempts in the log (the step counter went back, or training restarted)</p>")
+    if d.attempts > 1:
+        out.append(f"<p>{d.attempts} attempts in the log (the step counter went back, or training restarted)</p>")
     if d.first_nonfinite:
         f = d.first_nonfinite
-        at = f" at step {f.step}" if f.step is not None else ""
-        out += [f'<p class="first-nonfinite"><b>First non-finite</b>: {escape(nonfinite_words(f.metric))}{at}, '
-                f"line {f.line}</p>", f"<pre>{escape(f.text)}</pre>"]
+        out += [f'<p class="first-nonfinite"><b>First non-finite</b>: {escape(f.described())}</p>',
+                f"<pre>{escape(f.text)}</pre>"]
     return out
 
 

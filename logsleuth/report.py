@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from .types import DIAGNOSIS_SCHEMA_VERSION, Diagnosis, nonfinite_words
+from .types import DIAGNOSIS_SCHEMA_VERSION, Diagnosis
 
 ONELINE_MAX = 200
 
@@ -31,7 +31,7 @@ def to_dict(d: Diagnosis) -> dict[str, Any]:
         "schema_version": DIAGNOSIS_SCHEMA_VERSION,
         "verdict": asdict(d.verdict),
         "first_nonfinite": first,
-        "attempts": int(d.features.get("n_segments", 1) or 1),
+        "attempts": d.attempts,
         "causes": [asdict(c) for c in d.causes],
         "evidence": [asdict(e) for e in d.evidence],
         "bad_sample": dict(d.bad_sample) if d.bad_sample else None,
@@ -65,13 +65,11 @@ def to_text(d: Diagnosis) -> str:
     for i in d.inputs:
         size = f"{i.size:,} B" if i.size is not None else "stream"
         lines.append(f"  input: {i.path} ({i.format}, {size})")
-    attempts = int(d.features.get("n_segments", 1) or 1)
-    if attempts > 1:
-        lines.append(f"  attempts: {attempts} in the log (the step counter went back, or training restarted)")
+    if d.attempts > 1:
+        lines.append(f"  attempts: {d.attempts} in the log (the step counter went back, or training restarted)")
     if d.first_nonfinite:
         f = d.first_nonfinite
-        at = f" at step {f.step}" if f.step is not None else ""
-        lines.append(f"  first non-finite: {nonfinite_words(f.metric)}{at}, line {f.line}: {f.text[:160]}")
+        lines.append(f"  first non-finite: {f.described()}: {f.text[:160]}")
     if d.evidence:
         lines.append("Evidence")
         for e in d.evidence:
@@ -106,8 +104,7 @@ def to_markdown(d: Diagnosis) -> str:
         out.append(f"- input: `{i.path}` ({i.format}, sha256 `{(i.sha256 or '')[:12]}`)")
     if d.first_nonfinite:
         f = d.first_nonfinite
-        at = f" at step {f.step}" if f.step is not None else ""
-        out += ["", f"**First non-finite**: {nonfinite_words(f.metric)}{at}, line {f.line}", "", "```",
+        out += ["", f"**First non-finite**: {f.described()}", "", "```",
                 f.text[:300], "```"]
     if d.evidence:
         out += ["", "| line | step | why |", "|---|---|---|"]

@@ -73,6 +73,11 @@ class NonFinite:
     text: str
     source: str  # "value" or "event"
 
+    def described(self) -> str:
+        """``loss at step 220, line 7`` (what went non-finite in words; no step when none)."""
+        at = f" at step {self.step}" if self.step is not None else ""
+        return f"{nonfinite_words(self.metric)}{at}, line {self.line}"
+
 
 @dataclass(frozen=True)
 class RunSeries:
@@ -231,3 +236,8 @@ class Diagnosis:
     def failed(self) -> bool:
         """A failure was diagnosed (exit code 1), as opposed to healthy/benign/inconclusive."""
         return not self.verdict.benign and self.verdict.code != "I000"
+
+    @property
+    def attempts(self) -> int:
+        """Attempts the diagnosis saw (segments: restarts, re-queued runs, files)."""
+        return int(self.features.get("n_segments", 1) or 1)
