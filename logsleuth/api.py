@@ -51,6 +51,14 @@ class Parse:
         finally:
             self.log.close()
 
+    def warnings(self, label: str) -> list[str]:
+        """What a finished parse reports beside its rows (``logsleuth parse`` prints them on
+        stderr): metric-looking lines it could not read, and what the input bounds cut."""
+        a = self.assembler  # its counts, without building the series (and importing pandas)
+        out = [f"{label}: {a.unparsed} metric-looking line(s) could not be parsed "
+               f"(first at line {a.unparsed_examples[0][0]})"] if a.unparsed else []
+        return out + cap_warnings(label, {**a.capped, **self.log.capped})
+
     def series(self, frames: list[pa.Table] | None = None) -> RunSeries:
         """The finished :class:`RunSeries` (pass the collected frames, or none for metadata only)."""
         from .buffered import NOTE, spread_stacked_steps

@@ -15,7 +15,6 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .bounds import cap_warnings
 from .errors import InputError, LogsleuthError
 from .output import OUTPUT_KINDS, open_writer, output_kind
 
@@ -111,11 +110,7 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
             for frame in job.frames(progress, jobs):
                 writer.write(frame, source=path)
             progress.close()
-            done = job.assembler  # its counts, without building the series (and importing pandas)
-            if done.unparsed:
-                click.echo(f"logsleuth: {path}: {done.unparsed} metric-looking line(s) could not be parsed "
-                           f"(first at line {done.unparsed_examples[0][0]})", err=True)
-            for warning in cap_warnings(path, {**done.capped, **job.log.capped}):
+            for warning in job.warnings(path):
                 click.echo(f"logsleuth: {warning}", err=True)
 
 
@@ -127,21 +122,27 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
 @click.option("--log-format", metavar="NAME", help="Force the log format (see `logsleuth formats`).")
 @click.option("--report", metavar="FILE", help="Also write the JSON report to FILE (never overwrites without --force).")
 @click.option("--html", metavar="FILE", help="Also write a self-contained HTML report with the curves to FILE.")
-@click.option("--force", is_flag=True, help="Overwrite an existing --report / --html file.")
+@click.option("--plot", metavar="FILE", help="Also draw the curves to a PNG FILE (the [plot] extra: matplotlib).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --report / --html / --plot file.")
 @friendly
 def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str | None, report: str | None,
-             html: str | None, force: bool) -> None:
+             html: str | None, plot: str | None, force: bool) -> None:
     """Diagnose a training run from LOG... (several logs = attempts of the same job).
 
     Exit code 0: no failure (healthy, benign, inconclusive); 1: failure diagnosed;
     2: usage or input error.
     """
     from .api import diagnose as run_diagnosis
+    from .output import write_text_file
     from .report import RENDERERS, oneline as one_line, to_json
 
-    for path in (report, html):
-        if path and os.path.exists(path) and not force:
+    for path in (report, html, plot):
+        if path and os.path.lexists(path) and not force:  # lexists: a dangling link is no free name
             raise InputError(f"{path}: exists; pass --force to overwrite it")
+    if plot:
+        from .plot import require_matplotlib
+
+        require_matplotlib()
     bars: list[_Progress] = []
 
     def progress(path: str, size: int | None) -> _Progress:
@@ -152,13 +153,16 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     for bar in bars:
         bar.close()
     if report:
-        with open(report, "w") as f:
-            f.write(to_json(result))
+        write_text_file(report, to_json(result), force)
+    runs = _chart_series(logs, log_format) if html or plot else []
     if html:
         from .html import diagnosis_page
-        from .output import write_text_file
 
-        write_text_file(html, diagnosis_page(result, _chart_series(logs, log_format)), force)
+        write_text_file(html, diagnosis_page(result, runs), force)
+    if plot:
+        from .plot import diagnosis_png
+
+        write_text_file(plot, diagnosis_png(result, runs), force)
     click.echo(one_line(result) if oneline else RENDERERS[output](result).rstrip("\n"))
     sys.exit(1 if result.failed else 0)
 
@@ -240,6 +244,69 @@ def formats(samples: bool) -> None:
         click.echo(f"{fmt.name:18s} {fmt.title}")
         if samples and fmt.samples:
             click.echo(f"{'':18s}   e.g. {fmt.samples[0][:110]}")
+
+
+class _Size(click.ParamType):
+    """A byte count: ``1073741824``, ``512M``, ``1G``, ``64KiB`` (binary units)."""
+
+    name = "SIZE"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in self._UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"{value!r} is no size (e.g. 1048576, 512M, 1G)", param, ctx)
+        if number < 1:
+            self.fail(f"{value!r}: a size is at least 1 byte", param, ctx)
+        return int(number * self._UNITS[unit])
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback: the service has no authentication; expose it through a proxy).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port.")
+@click.option("--max-upload", type=_Size(), default="1G", show_default=True,
+              help="Largest request body; 413 the moment it is passed.")
+@click.option("--max-decompressed", type=_Size(), default="8G", show_default=True,
+              help="Most the uploaded logs may expand to (gzip, zstd, ...); 413 the moment it is passed.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Worker processes parsing and diagnosing.")
+@click.option("--queue", type=click.IntRange(0, 4096), default=8, show_default=True,
+              help="Requests taken beyond the workers (uploading or waiting); 503 with Retry-After beyond.")
+@click.option("--tmp-dir", type=click.Path(file_okay=False, exists=True), help="Where uploads are spooled "
+              "(default $TMPDIR); each request's files are removed when it ends.")
+@click.option("--upload-timeout", type=click.FloatRange(1), default=60, show_default=True,
+              help="Seconds an upload may send nothing before it gets 408.")
+def serve(host: str, port: int, max_upload: int, max_decompressed: int, workers: int, queue: int,
+          tmp_dir: str | None, upload_timeout: float) -> None:
+    """Run the forensic HTTP service (needs the [service] extra).
+
+    \b
+    POST /v1/diagnose  a log (raw body, or multipart files = attempts of one job;
+                       gzip/zstd as Content-Encoding or as the file) -> the JSON of
+                       `logsleuth diagnose --format json`
+    POST /v1/parse     the same upload -> the series as JSON lines (?format=csv,
+                       ?format=parquet, or by Accept)
+    GET  /healthz      liveness; GET /openapi.json: the API with the report schema
+    Errors are application/problem+json. Example:
+      curl --data-binary @train.log 'http://127.0.0.1:8080/v1/diagnose?name=train.log'
+    """
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        _fail("logsleuth serve needs the service extra: pip install 'logsleuth[service]'")
+    from .service import Settings, serve as run_service
+
+    formats_file = click.get_current_context().find_root().params.get("formats_file")
+    run_service(Settings(host, port, max_upload, max_decompressed, workers, queue, tmp_dir, upload_timeout,
+                         formats_file))
 
 
 class _HookCommand(click.Command):

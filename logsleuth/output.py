@@ -188,10 +188,12 @@ def open_writer(path: str | None, kind: str, with_source: bool = False) -> Itera
             stream.close()
 
 
-def write_text_file(path: str, text: str, force: bool = False) -> None:
-    """Write a report file whole or not at all: a temporary file beside it, then a rename
-    (a reader never sees half a page; a crash leaves the old file). An existing file is
-    replaced only with ``force``; any failure is an :class:`InputError` naming the path."""
+def write_text_file(path: str, text: str | bytes, force: bool = False) -> None:
+    """Write a report file (text, or the bytes of a picture) whole or not at all: a
+    temporary file beside it, then a rename (a reader never sees half a page; a crash
+    leaves the old file; a symlink at ``path`` is replaced, never written through). An
+    existing file or link is replaced only with ``force``; any failure is an
+    :class:`InputError` naming the path."""
     import os
     import tempfile
 
@@ -201,8 +203,8 @@ def write_text_file(path: str, text: str, force: bool = False) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                    dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 is for secrets; a report is as readable as any file

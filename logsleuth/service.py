@@ -1,0 +1,723 @@
+"""The forensic HTTP service behind ``logsleuth serve`` (the ``[service]`` extra).
+
+Why a service: a platform team posts every failed job's log to one address and files the
+verdict, without installing logsleuth on every node. The answers are the CLI's own:
+``POST /v1/diagnose`` returns ``logsleuth diagnose --format json``'s report (through
+:func:`logsleuth.api.diagnose` and :func:`logsleuth.report.to_dict`), ``POST /v1/parse``
+the series as ``logsleuth parse`` writes it (through :func:`logsleuth.output.open_writer`).
+
+How an upload travels, so that memory stays bounded and a cap is met the moment it is
+passed (413), not after the upload:
+
+* the body arrives in chunks; a ``Content-Encoding`` (gzip, zstd) is undone as it comes;
+* a multipart body is split into its files as it comes (several files are attempts of
+  one job, in order); a raw body is one file;
+* each file goes to a private temporary directory, named as the client named it (a label
+  only: no path a client sends is ever opened), and the bytes a compressed file (gzip,
+  zstd, bz2, xz, told by its magic, as :mod:`logsleuth.io` does) will expand to are
+  counted by decompressing it in bounded pieces, kept nowhere;
+* the job runs in a process pool (``--workers``), off the event loop; at most
+  ``workers + queue`` requests are admitted at once (uploads included), the next get 503
+  with ``Retry-After``; the directory is removed whatever happens (a client gone
+  mid-upload too).
+
+Errors are ``application/problem+json`` (RFC 9457: type, title, status, detail), with the
+CLI's one-line message for a log it cannot read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bz2
+import concurrent.futures as cf
+import contextlib
+import json
+import logging
+import lzma
+import math
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Iterator
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from . import __version__
+from .errors import LogsleuthError
+from .io import sniff_compression
+from .types import DIAGNOSIS_SCHEMA_VERSION, Evidence, InputInfo, NonFinite, RankedCause, Verdict
+
+GiB = 1 << 30
+#: bytes of decompressed output handled at a time (never more is held)
+PIECE = 256 << 10
+#: files in one multipart upload (attempts of one job)
+MAX_FILES = 64
+PROBLEM = "application/problem+json"
+KINDS = {"jsonl": "application/jsonl", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+_ACCEPTED = {**{v: k for k, v in KINDS.items()}, "application/x-ndjson": "jsonl", "application/x-parquet": "parquet"}
+log = logging.getLogger("logsleuth.serve")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``logsleuth serve``'s options: caps in bytes, ``upload_timeout`` in seconds of silence."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload: int = GiB
+    max_decompressed: int = 8 * GiB
+    workers: int = 2
+    queue: int = 8
+    tmp_dir: str | None = None
+    upload_timeout: float = 60.0
+    formats_file: str | None = None
+
+
+# ---- problems (RFC 9457) ---------------------------------------------------------------
+
+class Problem(Exception):
+    """An error answered as ``application/problem+json``; ``kind`` names its type URI."""
+
+    def __init__(self, status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.kind, self.title, self.detail, self.headers = status, kind, title, detail, headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"type": f"urn:logsleuth:problem:{self.kind}", "title": self.title, "status": self.status,
+                "detail": self.detail}
+        return JSONResponse(body, self.status, self.headers, media_type=PROBLEM)
+
+
+def _too_large(what: str, limit: int, option: str) -> Problem:
+    return Problem(413, "too-large", "Upload too large", f"{what} more than {_size(limit)} ({option})")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", GiB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"
+
+
+# ---- what an upload may hold -------------------------------------------------------------
+
+@dataclass
+class _Budget:
+    """The request's byte counts against the caps: raise 413 the moment one is passed."""
+
+    max_upload: int
+    max_decompressed: int
+    received: int = 0
+    expanded: int = 0
+
+    def receive(self, n: int) -> None:
+        self.received += n
+        if self.received > self.max_upload:
+            raise _too_large("the upload is", self.max_upload, "--max-upload")
+
+    def expand(self, n: int) -> None:
+        self.expanded += n
+        if self.expanded > self.max_decompressed:
+            raise _too_large("the logs expand to", self.max_decompressed, "--max-decompressed")
+
+
+class _Inflater:
+    """Decompress a stream written to it piece by piece into ``out`` (at most :data:`PIECE`
+    bytes a call): every gzip/bz2/xz member, every zstd frame. ``done`` after a whole stream."""
+
+    def __init__(self, kind: str, out: Callable[[bytes], Any]) -> None:
+        self.kind, self.out, self.done, self.trailing = kind, out, False, False
+        self._d: Any = None
+        if kind == "zstd":
+            import zstandard
+
+            self._zstd = zstandard.ZstdDecompressor().stream_writer(
+                _Calls(out), write_size=PIECE, closefd=False)  # type: ignore[arg-type]
+
+    def _new(self) -> Any:
+        return {"gzip": lambda: zlib.decompressobj(31), "bz2": bz2.BZ2Decompressor,
+                "xz": lzma.LZMADecompressor}[self.kind]()
+
+    def write(self, data: bytes) -> None:
+        if self.kind == "zstd":
+            self._zstd.write(data)
+            self.done = True  # zstd tells no end of stream here: the reader says when it is cut
+            return
+        while data and not self.trailing:
+            if self._d is None:
+                data = data.lstrip(b"\0") if self.kind == "gzip" and self.done else data  # gzip's zero padding
+                if not data:
+                    return
+                self._d, self.done = self._new(), False
+            try:
+                data = self._feed(self._d, data)
+            except (OSError, lzma.LZMAError):
+                if not (self.done and self.kind in ("bz2", "xz")):
+                    raise
+                self.trailing = True  # bz2/xz readers ignore data after a whole stream: so do we
+                return
+            if self._d.eof:
+                data, self._d, self.done = self._d.unused_data + data, None, True
+
+    def _feed(self, d: Any, data: bytes) -> bytes:
+        """Push ``data`` through ``d``; return what it has not taken (a later member's)."""
+        if self.kind == "gzip":
+            while data and not d.eof:
+                self.out(d.decompress(data, PIECE))
+                data = d.unconsumed_tail
+            return data
+        self.out(d.decompress(data, PIECE))
+        while not d.eof and not d.needs_input:
+            self.out(d.decompress(b"", PIECE))
+        return b""
+
+
+class _Calls:
+    """A file-like ``write`` that hands each piece to a function (zstd's stream writer)."""
+
+    def __init__(self, out: Callable[[bytes], Any]) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        self.out(bytes(data))
+        return len(data)
+
+
+class _File:
+    """One uploaded file, written as it arrives; its expansion counted against the budget
+    (a compressed file's by decompressing it, told by its first bytes). A file that does
+    not decompress is kept up to the chunk that failed (``broken``), for the reader to name."""
+
+    def __init__(self, root: str, index: int, label: str, budget: _Budget) -> None:
+        name = label.replace("\\", "/").rsplit("/", 1)[-1].encode()[:200].decode("utf-8", "ignore")
+        os.mkdir(os.path.join(root, str(index)))
+        self.path = os.path.join(root, str(index), name if name not in ("", ".", "..") else "upload")
+        self.label, self.budget = label, budget
+        self.broken: Problem | None = None
+        self._f = open(self.path, "xb")
+        self._head = b""
+        self._count: Callable[[bytes], Any] | None = None
+        self._kind = "none"
+
+    def write(self, data: bytes) -> None:
+        if self.broken:
+            return
+        self._f.write(data)
+        if self._count is None:
+            self._head += data
+            if len(self._head) < 8:
+                return
+            data, self._head = self._head, b""
+            self._decide(data)
+        self._counted(data)
+
+    def _decide(self, head: bytes) -> None:
+        self._kind = sniff_compression(head)
+        expand = self.budget.expand
+        self._count = (lambda data: expand(len(data))) if self._kind == "none" else \
+            _Inflater(self._kind, lambda piece: expand(len(piece))).write
+
+    def _counted(self, data: bytes) -> None:
+        try:
+            self._count(data)  # type: ignore[misc]
+        except Problem:
+            raise
+        except Exception as exc:  # zlib.error, OSError, LZMAError, zstandard's ZstdError
+            self.broken = Problem(422, "unreadable-log", "Log cannot be read",
+                                  f"{self.label}: {self._kind} stream is corrupt ({exc})")
+
+    def close(self) -> None:
+        """The file is whole (a truncated compressed one is left for the reader to name)."""
+        if self._count is None and self._head:
+            self._decide(self._head)
+            self._counted(self._head)
+        self._f.close()
+
+
+class _Raw:
+    """A raw body: one file."""
+
+    def __init__(self, file: _File) -> None:
+        self.files = [file]
+
+    def write(self, data: bytes) -> None:
+        self.files[0].write(data)
+
+    def close(self) -> None:
+        self.files[0].close()
+
+
+class _Form:
+    """A ``multipart/form-data`` body split into its files as it arrives: each part is a
+    log (an attempt, in order), labelled by its filename, else by its field name."""
+
+    def __init__(self, boundary: bytes, new_file: Callable[[int, str], _File]) -> None:
+        self.files: list[_File] = []
+        self.new_file, self.ended = new_file, False
+        self._headers: dict[bytes, bytes] = {}
+        self._field = self._value = b""
+        self._parser = MultipartParser(boundary, {
+            "on_header_field": lambda d, a, b: self._append("_field", d[a:b]),
+            "on_header_value": lambda d, a, b: self._append("_value", d[a:b]),
+            "on_header_end": self._header_end, "on_headers_finished": self._open,
+            "on_part_data": lambda d, a, b: self.files[-1].write(bytes(d[a:b])),
+            "on_part_end": lambda: self.files[-1].close(), "on_end": self._end})
+
+    def _append(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _header_end(self) -> None:
+        self._headers[self._field.strip().lower()] = self._value.strip()
+        self._field = self._value = b""
+
+    def _open(self) -> None:
+        if len(self.files) >= MAX_FILES:
+            raise Problem(400, "bad-multipart", "Bad multipart body", f"more than {MAX_FILES} files in one upload")
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        label = (options.get(b"filename") or options.get(b"name") or b"").decode("utf-8", "replace")
+        self.files.append(self.new_file(len(self.files), label or f"upload{len(self.files)}"))
+        self._headers = {}
+
+    def _end(self) -> None:
+        self.ended = True
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._parser.write(data)
+        except Problem:
+            raise
+        except Exception as exc:  # python_multipart's MultipartParseError and kin
+            raise Problem(400, "bad-multipart", "Bad multipart body", f"cannot read the multipart body ({exc})")
+
+    def close(self) -> None:
+        self._parser.finalize()
+        if not self.ended:
+            raise Problem(400, "bad-multipart", "Bad multipart body",
+                          "the multipart body ends before its last boundary")
+        if not self.files:
+            raise Problem(400, "bad-multipart", "Bad multipart body", "no file in the multipart body")
+
+
+class _Decoded:
+    """The body under its ``Content-Encoding`` (gzip, zstd), undone as it arrives."""
+
+    def __init__(self, coding: str, target: _Raw | _Form) -> None:
+        self.coding, self.target = coding, target
+        self.files = target.files
+        self._inflater = _Inflater("gzip" if coding in ("gzip", "x-gzip") else coding, target.write)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._inflater.write(data)
+        except Problem:
+            raise
+        except Exception as exc:
+            raise Problem(400, "bad-encoding", "Bad Content-Encoding",
+                          f"the request body is not valid {self.coding} ({exc})") from exc
+
+    def close(self) -> None:
+        if not self._inflater.done:
+            raise Problem(400, "bad-encoding", "Bad Content-Encoding",
+                          f"the request body's {self.coding} stream is truncated")
+        self.target.close()
+
+
+def _target(request: Request, root: str, budget: _Budget, name: str | None) -> _Raw | _Form | _Decoded:
+    """Where the body's bytes go: one file, or a multipart body's files, under their coding."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+
+    def new_file(index: int, label: str) -> _File:
+        return _File(root, index, "".join(c for c in label if c.isprintable())[:1024] or "upload", budget)
+
+    if content_type == b"multipart/form-data":
+        if not options.get(b"boundary"):
+            raise Problem(400, "bad-multipart", "Bad multipart body", "multipart/form-data without a boundary")
+        target: _Raw | _Form = _Form(options[b"boundary"], new_file)
+    else:
+        target = _Raw(new_file(0, name or _disposition_name(request) or "upload"))
+    coding = request.headers.get("content-encoding", "identity").strip().lower()
+    if coding in ("", "identity"):
+        return target
+    if coding not in ("gzip", "x-gzip", "zstd"):
+        raise Problem(415, "unsupported-encoding", "Unsupported Content-Encoding",
+                      f"Content-Encoding {coding!r} is not supported: send gzip, zstd or identity")
+    return _Decoded(coding, target)
+
+
+def _disposition_name(request: Request) -> str | None:
+    _, options = parse_options_header(request.headers.get("content-disposition", ""))
+    return options[b"filename"].decode("utf-8", "replace") if options.get(b"filename") else None
+
+
+async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:
+    """The body's chunks; 408 when the client sends nothing for ``timeout`` seconds."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise Problem(408, "upload-timeout", "Upload timed out",
+                          f"no data for {timeout:g} s (--upload-timeout)") from None
+        if chunk:
+            yield chunk
+
+
+async def receive(request: Request, settings: Settings, root: str, name: str | None = None) -> list[_File]:
+    """Stream the request's log(s) into ``root`` under the caps; the files, in order. A file
+    that does not decompress ends the upload there (``broken``: the reader names the fault)."""
+    budget = _Budget(settings.max_upload, settings.max_decompressed)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.max_upload:
+        raise _too_large("the upload is", settings.max_upload, "--max-upload")
+    target = _target(request, root, budget, name)
+    async for chunk in _chunks(request, settings.upload_timeout):
+        budget.receive(len(chunk))
+        target.write(chunk)
+        if any(f.broken for f in target.files):
+            for f in target.files:
+                f.close()
+            return target.files
+    target.close()
+    return target.files
+
+
+# ---- the jobs (in the worker processes) ------------------------------------------------
+
+def relabel(value: Any, labels: dict[str, str]) -> Any:
+    """``value`` with every temporary path replaced by the client's name for that file."""
+    if isinstance(value, str):
+        for path, label in labels.items():
+            value = value.replace(path, label)
+        return value
+    if isinstance(value, dict):
+        return {k: relabel(v, labels) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relabel(v, labels) for v in value]
+    return value
+
+
+def _warm(formats_file: str | None) -> None:
+    """A worker's start: the user's formats, and one tiny diagnosis (imports, catalog, model)."""
+    import io
+
+    from .api import diagnose
+
+    if formats_file:
+        from .userformat import load_format_file
+
+        load_format_file(formats_file)
+    diagnose(io.BytesIO(b"".join(b"step %d loss %.3f\n" % (i, 2 / i) for i in range(1, 40))))
+
+
+def diagnose_job(labels: dict[str, str], log_format: str | None) -> str:
+    """``logsleuth diagnose --format json`` on the files (paths to labels, in order)."""
+    from .api import diagnose
+    from .report import to_dict
+
+    report = to_dict(diagnose(list(labels), log_format))
+    return json.dumps(relabel(report, labels), indent=2, allow_nan=False)
+
+
+def parse_job(labels: dict[str, str], log_format: str | None, kind: str, out: str) -> list[str]:
+    """``logsleuth parse`` of the files into ``out`` (a source column when several); its warnings."""
+    from .api import start_parse
+    from .output import open_writer
+
+    warnings: list[str] = []
+    with open_writer(out, kind, with_source=len(labels) > 1) as writer:
+        for path, label in labels.items():
+            job = start_parse(path, log_format)
+            for frame in job.frames():
+                writer.write(frame, source=label)  # type: ignore[attr-defined]
+            warnings += job.warnings(label)
+    return warnings
+
+
+class Pool:
+    """The worker processes, and the admission of at most ``workers + queue`` requests at
+    once (an upload holds its place: the disk a queue can fill is bounded too)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.active, self.mean_s = settings, 0, 1.0
+        self._executor: cf.ProcessPoolExecutor | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.workers + self.settings.queue
+
+    def start(self, warm: bool = False) -> None:
+        """Start the pool (spawned: a fork of a running event loop is no clean start); with
+        ``warm``, every worker now rather than at its first job."""
+        if self._executor is None:
+            self._executor = cf.ProcessPoolExecutor(self.settings.workers, multiprocessing.get_context("spawn"),
+                                                    initializer=_warm, initargs=(self.settings.formats_file,))
+        if warm:
+            for _ in range(self.settings.workers):
+                self._executor.submit(time.sleep, 0.5)  # busy ones make the pool spawn the next
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.active >= self.capacity:
+            s = self.settings
+            raise Problem(503, "busy", "Service busy", f"{self.active} requests in progress, the most this server "
+                          f"takes (--workers {s.workers} + --queue {s.queue}); retry after the Retry-After seconds",
+                          {"Retry-After": str(self.retry_after())})
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+    def retry_after(self) -> int:
+        """Seconds until a place is likely free: the recent job time per worker, times the queue."""
+        waiting = max(self.active - self.settings.workers, 0) + 1
+        return max(1, min(60, math.ceil(self.mean_s * waiting / self.settings.workers)))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.start()
+        started = time.monotonic()
+        try:
+            result = await asyncio.wrap_future(self._executor.submit(fn, *args))  # type: ignore[union-attr]
+        except cf.process.BrokenProcessPool:
+            self._executor = None  # the next job starts a fresh pool
+            raise Problem(500, "worker-died", "Worker died", "a worker process died during the job "
+                          "(out of memory?); the workers were restarted") from None
+        self.mean_s = 0.8 * self.mean_s + 0.2 * (time.monotonic() - started)
+        return result
+
+
+async def _job(pool: Pool, files: list[_File], fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(labels, *args)`` in the pool; the reader's one-line message as a 422."""
+    labels = {f.path: f.label for f in files}
+    broken = next((f.broken for f in files if f.broken), None)
+    try:
+        result = await pool.run(fn, labels, *args)
+    except LogsleuthError as exc:
+        raise Problem(422, "unreadable-log", "Log cannot be read", relabel(str(exc), labels)) from None
+    except Problem:
+        raise
+    except Exception as exc:  # a bug: say it is ours, as the CLI does
+        log.exception("job failed")
+        raise Problem(500, "internal-error", "Internal error", relabel(
+            f"internal error ({type(exc).__name__}: {exc}); report it", labels)) from None
+    if broken:  # the reader took what did not decompress: still no log
+        raise broken
+    return result
+
+
+@contextlib.contextmanager
+def _workspace(settings: Settings) -> Iterator[str]:
+    """A private directory for one request's files, removed whatever happens."""
+    root = tempfile.mkdtemp(prefix="logsleuth-serve-", dir=settings.tmp_dir)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- the HTTP surface ------------------------------------------------------------------
+
+class DiagnosisReport(BaseModel):
+    """The report of ``logsleuth diagnose --format json``: non-finite numbers are the
+    strings ``"nan"``, ``"inf"``, ``"-inf"``; ``schema_version`` bumps on incompatible changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = Field(description=f"the report's schema version ({DIAGNOSIS_SCHEMA_VERSION})")
+    verdict: Verdict
+    first_nonfinite: NonFinite | None
+    attempts: int = Field(description="attempts seen: restarts in a log, and the files uploaded")
+    causes: list[RankedCause]
+    evidence: list[Evidence]
+    bad_sample: dict[str, Any] | None
+    next_steps: list[str]
+    input: list[InputInfo] = Field(description="each file; ``path`` is the uploaded file's name")
+    warnings: list[str]
+    features: dict[str, float | str]
+
+
+class SeriesRow(BaseModel):
+    """One line of ``POST /v1/parse``'s JSON lines (``source`` only when several files)."""
+
+    step: int | None
+    metric: str
+    value: float | str | None
+    phase: str
+    segment: int
+    rank: int | None
+    epoch: float | None
+    line: int
+    source: str | None = None
+
+
+class ProblemDetails(BaseModel):
+    """An error (RFC 9457), sent as ``application/problem+json``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemDetails, "description": why} for code, why in (
+        (400, "bad multipart body or Content-Encoding"), (408, "upload stalled"), (413, "a cap was passed"),
+        (415, "unsupported Content-Encoding"), (422, "the log cannot be read (the CLI's message)"),
+        (503, "busy: retry after Retry-After seconds"))}
+_UPLOAD = {"requestBody": {"required": True, "description": (
+    "The log as the raw body (plain, gzip, zstd, bz2, xz; or a gzip/zstd Content-Encoding), or a "
+    "multipart/form-data body of one or several files (attempts of one job, in order)."), "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+_LOG_FORMAT = Query(None, description="force the log format (see `logsleuth formats`)")
+_NAME = Query(None, description="the raw body's file name (the report's input path); default "
+              "Content-Disposition's filename, else 'upload'")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service as an ASGI app (``logsleuth serve`` runs it with uvicorn)."""
+    settings = settings or Settings()
+    pool = Pool(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    app = FastAPI(title="logsleuth", version=__version__, lifespan=lifespan,
+                  description="Forensics for deep-learning training logs: upload a log, get the verdict.")
+    app.state.pool, app.state.settings = pool, settings
+    _errors(app)
+    _routes(app, settings, pool)
+    _problems_in_openapi(app)
+    return app
+
+
+def _problems_in_openapi(app: FastAPI) -> None:
+    """Declare the error responses as ``application/problem+json`` (FastAPI says JSON)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for item in build()["paths"].values():
+                for operation in item.values():
+                    for code, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if code[0] in "45" and "application/json" in content:
+                            response["content"] = {PROBLEM: content.pop("application/json")}
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _errors(app: FastAPI) -> None:
+    async def problem(request: Request, exc: Exception) -> Response:
+        return exc.response()  # type: ignore[attr-defined]
+
+    async def http(request: Request, exc: Exception) -> Response:
+        e: HTTPException = exc  # type: ignore[assignment]
+        from http import HTTPStatus
+
+        return Problem(e.status_code, "http", HTTPStatus(e.status_code).phrase, str(e.detail)).response()
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        found = exc.errors()  # type: ignore[attr-defined]
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in found)
+        return Problem(422, "invalid-request", "Invalid request", errors).response()
+
+    async def gone(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # nobody is left to read it; the workspace is already gone
+
+    async def bug(request: Request, exc: Exception) -> Response:  # logged by Starlette after this
+        return Problem(500, "internal-error", "Internal error",
+                       f"internal error ({type(exc).__name__}); see the server's log").response()
+
+    app.add_exception_handler(Problem, problem)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(ClientDisconnect, gone)
+    app.add_exception_handler(Exception, bug)
+
+
+def _routes(app: FastAPI, settings: Settings, pool: Pool) -> None:
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """Liveness, and how full the server is."""
+        return {"status": "ok", "version": __version__, "in_progress": pool.active, "capacity": pool.capacity,
+                "workers": settings.workers}
+
+    @app.post("/v1/diagnose", response_class=Response, openapi_extra=_UPLOAD,
+              responses={200: {"model": DiagnosisReport, "description": "the CLI's JSON report"}, **_PROBLEMS})
+    async def diagnose(request: Request, log_format: str | None = _LOG_FORMAT, name: str | None = _NAME) -> Response:
+        """Diagnose a run: ``logsleuth diagnose --format json`` on the uploaded file(s)."""
+        async with pool.slot():
+            with _workspace(settings) as root:
+                files = await receive(request, settings, root, name)
+                text = await _job(pool, files, diagnose_job, log_format)
+        return Response(text, media_type="application/json")
+
+    @app.post("/v1/parse", response_class=Response, openapi_extra=_UPLOAD, responses={200: {
+        "description": "the series (JSON lines of SeriesRow by default)", "content": {
+            "application/jsonl": {"schema": SeriesRow.model_json_schema()}, "text/csv": {},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}}}, **_PROBLEMS})
+    async def parse(request: Request, log_format: str | None = _LOG_FORMAT, name: str | None = _NAME,
+                    format: str | None = Query(None, pattern="^(jsonl|csv|parquet)$", description=(
+                        "jsonl (default), csv or parquet; else from the Accept header"))) -> Response:
+        """The series of the uploaded file(s), as ``logsleuth parse`` writes it."""
+        kind = format or _accepted(request.headers.get("accept", ""))
+        async with pool.slot():
+            with _workspace(settings) as root:
+                files = await receive(request, settings, root, name)
+                out = os.path.join(root, f"series.{kind}")
+                warnings = await _job(pool, files, parse_job, log_format, kind, out)
+                stream = open(out, "rb")  # removed with the workspace; read through this handle
+        return _file_response(stream, kind, warnings)
+
+
+def _accepted(accept: str) -> str:
+    """The first output kind the Accept header names (q-values aside); JSON lines otherwise."""
+    for part in accept.split(","):
+        kind = _ACCEPTED.get(part.split(";")[0].strip().lower())
+        if kind:
+            return kind
+    return "jsonl"
+
+
+def _file_response(stream: Any, kind: str, warnings: list[str]) -> StreamingResponse:
+    def blocks() -> Iterator[bytes]:
+        with stream:
+            while block := stream.read(1 << 20):
+                yield block
+
+    headers = {"Content-Length": str(os.fstat(stream.fileno()).st_size),
+               "Content-Disposition": f'attachment; filename="series.{kind}"'}
+    response = StreamingResponse(blocks(), media_type=KINDS[kind], headers=headers)
+    for warning in warnings[:20]:  # as the CLI's stderr: unparsed lines, input bounds cut
+        response.headers.append("Logsleuth-Warning", json.dumps(warning)[1:-1])
+    return response
+
+
+def serve(settings: Settings) -> None:
+    """Run the service until interrupted (uvicorn; its log on stderr)."""
+    import uvicorn
+
+    app = create_app(settings)
+    app.state.pool.start(warm=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=10)
