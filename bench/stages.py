@@ -2,6 +2,7 @@
 
     python bench/stages.py                 # both 50 MB logs of throughput.py
     python bench/stages.py --only hf --size-mb 200
+    python bench/stages.py --log train.log  # any log (e.g. one of bench/logshapes.py)
 
 Runs the stages one after another over every chunk of a generated log (warm page cache,
 one thread, each stage timed on its own; the best of ``--repeat`` passes), so the figures
@@ -78,12 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=sorted(GENERATORS), action="append")
     ap.add_argument("--workdir", type=Path, default=HERE / "out")
     ap.add_argument("--pure", action="store_true", help="without the C extension (the regex rules and pyarrow)")
+    ap.add_argument("--log", type=Path, action="append", help="time this log instead of the generated ones")
     args = ap.parse_args(argv)
     if args.pure:
         _without_extension()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    for kind in args.only or sorted(GENERATORS):
-        path, _ = ensure_log(kind, args.workdir, args.size_mb)
+    logs = [(p.name, p) for p in args.log or ()] or [(k, None) for k in args.only or sorted(GENERATORS)]
+    for kind, path in logs:
+        if path is None:
+            path, _ = ensure_log(kind, args.workdir, args.size_mb)
         mb = path.stat().st_size / 2**20
         passes = [one_pass(path) for _ in range(args.repeat)]
         best = {name: min(p[name] for p in passes) for name in STAGES}

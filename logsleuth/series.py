@@ -172,7 +172,8 @@ def _merged_columns(batch: Batch) -> tuple[dict[str, np.ndarray], list[str], lis
         phase = np.full(n, PHASE_CODES[part.phase], np.int8) if isinstance(part.phase, str) else part.phase
         for key, column in (("pos", part.pos), ("step", part.step), ("metric", remap[part.codes]),
                             ("value", part.value), ("phase", phase),
-                            ("epoch", blank if part.epoch is None else part.epoch), ("it", blank),
+                            ("epoch", blank if part.epoch is None else part.epoch),
+                            ("it", blank if part.it is None else part.it),
                             ("total", blank if part.total is None else part.total)):
             cols[key].append(column)
     merged = {key: np.concatenate(parts) if len(parts) > 1 else parts[0] for key, parts in cols.items()}

@@ -45,6 +45,7 @@ class Columns(NamedTuple):
     phase: "str | np.ndarray"  # one phase for every row, or int8 codes per row
     epoch: "np.ndarray | None" = None
     total: "np.ndarray | None" = None  # a bar's total
+    it: "np.ndarray | None" = None  # the batch within the epoch, where the step is not printed
 
 
 class Batch:

@@ -9,11 +9,17 @@ is dropped. When no line prints a step, records are counted instead (and the use
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Iterator
+from typing import Iterator, Mapping
+
+import numpy as np
 
 from ..bounds import MAX_LINE_BYTES
-from ._base import Batch, Format, Rule, free_form, line_at, phase_of
+from ._base import (_KV_ANY, _WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
+                    canonical, line_end)
+from ._grammar import to_floats
+from ._pairs import line_starts, pair_columns, pair_rows
 
 
 #: a loss with something like a number after it: a line we should have read ("possible",
@@ -22,24 +28,78 @@ _METRIC_LOOKING = re.compile(rb"(?i)loss\w{0,64}['\"]?\s*[:=]?\s*['\"]?(?:[-+]?\
 
 
 def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    """Every line (or bar update) containing the anchor, read once as a free-form print.
-    Matches inside the line just read are skipped without looking the line up again: a
-    line saying ``loss`` 100,000 times costs its length once, not 100,000 times."""
-    line_stop = -1
-    for m in matches:
-        if m.start() < line_stop:
-            continue
-        start, line = line_at(m.string, m.start())
-        line_stop = start + len(line)
-        where, pairs = free_form(line, capped=out.capped)
-        if not pairs:
-            if not where.get("config") and _METRIC_LOOKING.search(line, 0, MAX_LINE_BYTES):
-                out.unparsed.append(start)
-            continue
-        step, epoch = where.get("step"), where.get("epoch")
-        it, total = where.get("iter"), where.get("total")
-        for name, value in pairs:
-            out.add(start, step, name, value, phase_of(name), epoch, it, total)
+    """Every line (or bar update) containing the anchor, read once as a free-form print
+    (:func:`free_form_lines`): a line saying ``loss`` 100,000 times costs its length once."""
+    found = list(matches)
+    if found:
+        chunk = found[0].string
+        starts = np.unique(line_starts(chunk, np.fromiter((m.start() for m in found), np.int64, len(found))))
+        free_form_lines(chunk, starts, out)
+
+
+#: what a free-form key is: the record's epoch, its step (or iteration within an epoch),
+#: a metric, or neither (bookkeeping, a word of a sentence)
+_EPOCH, _STEP, _METRIC, _DROPPED = 0, 1, 2, 3
+
+
+def _role(name: str) -> int:
+    if name in EPOCH_KEYS:
+        return _EPOCH
+    if name in STEP_KEYS:
+        return _STEP
+    return _DROPPED if name in NOISE_KEYS or name in PROSE_KEYS else _METRIC
+
+
+def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mapping[str, str] | None = None) -> None:
+    """:func:`parsers._base.free_form` for the lines starting at ``starts``, column-wise:
+    each line's first ``epoch``, its first whole-number ``step`` (``iter 200/500``: an
+    iteration and the iterations per epoch), and its metric pairs as rows at the line's
+    start. A config echo gives no rows; a line with no pairs that looks like a metric line
+    is counted as unparsed."""
+    ends = [line_end(chunk, p) for p in starts.tolist()]
+    lines = [chunk[a:b] for a, b in zip(starts.tolist(), ends)]
+    config = _config_echoes(lines)
+    owner, (keys, values, totals) = pair_columns(_KV_ANY, lines, out.capped)
+    if config.any() and len(owner):
+        keep = ~config[owner]
+        mask = keep.tolist()
+        owner, keys, values, totals = (owner[keep], *(list(itertools.compress(c, mask)) for c in (keys, values, totals)))
+    table = {k: canonical(k, aliases) for k in set(keys)}
+    role = np.fromiter((_role(table[k]) for k in keys), np.int8, len(keys))
+    whole = np.fromiter((b"." not in v and v.lstrip(b"-+").isdigit() for v in values), bool, len(values))
+    has_total = np.fromiter(map(bool, totals), bool, len(totals))
+    role[(role == _STEP) & ~whole] = _METRIC  # ``step 1.5`` is no position: a metric named step
+    role[(role == _METRIC) & has_total & np.fromiter((table[k] == "lr" for k in keys), bool, len(keys))] = _DROPPED
+    n = len(lines)
+    epoch = _first_per_line(n, owner, role == _EPOCH, values)
+    step = _first_per_line(n, owner, (role == _STEP) & ~has_total, values)
+    it = _first_per_line(n, owner, (role == _STEP) & has_total, values)
+    total = _first_per_line(n, owner, (role == _STEP) & has_total, totals)
+    metric = role == _METRIC
+    rows_of = np.bincount(owner[metric], minlength=n)
+    for i in np.flatnonzero((rows_of == 0) & ~config).tolist():
+        if _METRIC_LOOKING.search(lines[i], 0, MAX_LINE_BYTES):
+            out.unparsed.append(int(starts[i]))
+    if metric.any():
+        mask = metric.tolist()
+        pair_rows(out, starts, owner[metric], list(itertools.compress(keys, mask)),
+                  list(itertools.compress(values, mask)), table.__getitem__, step=step, epoch=epoch, it=it, total=total)
+
+
+def _config_echoes(lines: list[bytes]) -> np.ndarray:
+    """Mask of the lines that are config echoes (:func:`parsers._base.is_config_echo`)."""
+    owner, _ = pair_columns(_WORD_VALUE, [line[:4096] for line in lines])
+    return np.bincount(owner, minlength=len(lines)) >= 2
+
+
+def _first_per_line(n: int, owner: np.ndarray, mask: np.ndarray, values: list) -> np.ndarray:
+    """Per line, the number of its first pair in ``mask`` (NaN where none)."""
+    column = np.full(n, np.nan)
+    rows = np.flatnonzero(mask)
+    if len(rows):
+        lines, first = np.unique(owner[rows], return_index=True)
+        column[lines], _ = to_floats([values[r] for r in rows[first].tolist()])
+    return column
 
 
 FORMAT = Format(

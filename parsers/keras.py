@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at, phase_of, read_pairs
+import numpy as np
+
+from ._base import Batch, Columns, Format, KV_STYLES, Rule, canonical
+from ._pairs import line_starts, pair_columns, pair_rows
 
 #: the batch counter of a bar: Keras 2 ``12/25 [===>...]``, Keras 3 ``12/25 ━━━━━━━━`` (U+2501
 #: glyphs), verbose=2 ``25/25 - 0s - ...``
@@ -25,26 +28,45 @@ _SKIP = frozenset({"eta"})
 def _epoch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """The epoch marker; ``Epoch 1/N`` once training has begun is a new attempt (``fit``
     starts again from the first epoch: a re-queued job appending to the same log)."""
-    for m in matches:
-        epoch = float(m.group(1))
-        if epoch == 1:
-            out.event(m.start(), "restart", cause="start")
-        out.marker(m.start(), epoch=epoch)
+    found = [(m.start(), m.group(1)) for m in matches]
+    if not found:
+        return
+    pos = np.fromiter((p for p, _ in found), np.int64, len(found))
+    epoch = np.array([e for _, e in found], np.float64)
+    for p in pos[epoch == 1].tolist():
+        out.event(p, "restart", cause="start")
+    out.arrays.append(Columns(pos, np.full(len(pos), np.nan), np.full(len(pos), -1, np.int32), [],
+                              np.full(len(pos), np.nan), "train", epoch))
 
 
 def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    """`` - loss: ...`` payloads; the batch counter is looked up earlier on the same update."""
-    chunk = None
-    for m in matches:
-        chunk = m.string
-        start = line_at(chunk, m.start())[0]
-        count = _COUNT.search(chunk, start, m.start())
-        it, total = (int(count.group(1)), int(count.group(2))) if count else (None, None)
-        for key, value in read_pairs(_KV, m.group(1), out.capped):
-            name = canonical(key)
-            if name in _SKIP:
-                continue
-            out.add(m.start(), None, name, value, phase_of(name), None, it, total)
+    """`` - loss: ...`` payloads; the batch counter is the first one earlier on the same
+    update. Read column-wise (:mod:`parsers._pairs`)."""
+    found = list(matches)
+    if not found:
+        return
+    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    it, total = _counts(found[0].string, pos)
+    owner, (keys, values) = pair_columns(_KV, [m.group(1) for m in found], out.capped)
+    pair_rows(out, pos, owner, keys, values, _name, it=it, total=total)
+
+
+def _name(key: bytes) -> "str | None":
+    name = canonical(key)
+    return None if name in _SKIP else name
+
+
+def _counts(chunk: bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(batch, batches per epoch) of the first counter on the update of each position
+    before it, NaN where there is none."""
+    heads = [chunk[a:b] for a, b in zip(line_starts(chunk, pos).tolist(), pos.tolist())]
+    owner, (it, total) = pair_columns(_COUNT, heads)
+    it_a, total_a = np.full(len(pos), np.nan), np.full(len(pos), np.nan)
+    if len(owner):
+        lines, first = np.unique(owner, return_index=True)
+        it_a[lines] = np.array(it, np.float64)[first]
+        total_a[lines] = np.array(total, np.float64)[first]
+    return it_a, total_a
 
 
 FORMAT = Format(

@@ -13,41 +13,79 @@ Epochs are 0-based in the ImageNet example and timm, 1-based in the MNIST exampl
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, line_at, phase_of, read_pairs
-from ._grammar import NUM
-from .generic import lines_with_metrics
+import ahocorasick_rs
+import numpy as np
 
-_VALUE_AVG = re.compile(rb"([A-Za-z][\w@]{0,127}+):?\s+(" + NUM.encode() + rb")\s+\((" + NUM.encode() + rb")\)")
+from ._base import Batch, Format, Rule, canonical
+from ._grammar import NUM
+from ._pairs import line_starts, pair_columns, pair_rows
+from .generic import free_form_lines
+
+#: ``Acc@1  72.66 ( 72.10)``: AverageMeter pads both to their width (``:6.2f``); a key
+#: starts after a non-key byte, so a failed try costs one byte, not the key's length
+_VALUE_AVG = re.compile(rb"(?<![\w@])([A-Za-z][\w@]{0,127}+):?\s+(" + NUM.encode() + rb")\s+\(\s*(" + NUM.encode()
+                        + rb")\s*\)")
+_LR = re.compile(rb"LR:\s+(" + NUM.encode() + rb")")
 _NOISE = frozenset({"time", "data", "bw"})
 
 
-def _avg_pairs(payload: bytes, prefix: str = "", capped: dict | None = None) -> list[tuple[str, bytes]]:
-    """``Key value (average)`` pairs -> the value as ``name`` and the running average as
-    ``name_avg`` (a nan average shows a nan batch that was not the printed one)."""
-    pairs = []
-    for key, value, average in read_pairs(_VALUE_AVG, payload, capped):
-        name = canonical(key)
-        if name not in _NOISE:
-            name = f"{prefix}{name}" if prefix and not name.startswith(prefix) else name
-            pairs += [(name, value), (f"{name}_avg", average)]
-    return pairs
+_AVG = b" (avg)"
+
+
+def _avg_rows(found: list[re.Match[bytes]], out: Batch, prefix: str = "", *, step: np.ndarray | None = None,
+              epoch: np.ndarray | None = None, payload: int = 4, lr: bool = False) -> None:
+    """``Key value (average)`` pairs of each match's ``payload`` group -> rows ``name`` (the
+    value) and ``name_avg`` (the running average: a nan average shows a nan batch that was
+    not the printed one), column-wise; with ``lr``, timm's plain ``LR: value`` too."""
+    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    payloads = [m.group(payload) for m in found]
+    owner, (keys, values, averages) = pair_columns(_VALUE_AVG, payloads, out.capped)
+    # value and average of a pair side by side, the average keyed "<key> (avg)"
+    keys = list(itertools.chain.from_iterable(zip(keys, [k + _AVG for k in keys])))
+    values = list(itertools.chain.from_iterable(zip(values, averages)))
+    owner = np.repeat(owner, 2)
+    if lr:
+        lr_owner, (lr_values,) = pair_columns(_LR, payloads)
+        lines, first = np.unique(lr_owner, return_index=True)
+        owner = np.concatenate((owner, lines))
+        keys += [b"LR"] * len(lines)
+        values += [lr_values[i] for i in first.tolist()]
+        order = np.argsort(owner, kind="stable")
+        keys, values, owner = [keys[i] for i in order.tolist()], [values[i] for i in order.tolist()], owner[order]
+    pair_rows(out, pos, owner, keys, values, lambda key: _avg_name(key, prefix), step=step, epoch=epoch,
+              phase=None if lr else "eval" if prefix else "train")
+
+
+def _avg_name(key: bytes, prefix: str) -> "str | None":
+    average = key.endswith(_AVG)
+    name = canonical(key[: -len(_AVG)] if average else key)
+    if name in _NOISE:
+        return None
+    name = f"{prefix}{name}" if prefix and not name.startswith(prefix) else name
+    return f"{name}_avg" if average else name
+
+
+def _positions(found: list[re.Match[bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """(step, epoch) of ``Epoch: [e][i/n]``-style heads: step = e * n + i."""
+    epoch, it, total = (np.array([int(m.group(g)) for m in found], np.float64) for g in (1, 2, 3))
+    return epoch * total + it, epoch
 
 
 def _imagenet(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    for m in matches:
-        epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        step = epoch * total + it
-        for name, value in _avg_pairs(m.group(4), capped=out.capped):
-            out.add(m.start(), step, name, value, "train", float(epoch), None, None)
+    found = list(matches)
+    if found:
+        step, epoch = _positions(found)
+        _avg_rows(found, out, step=step, epoch=epoch)
 
 
 def _test_batch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    for m in matches:
-        for name, value in _avg_pairs(m.group(1), "eval_", out.capped):
-            out.add(m.start(), None, name, value, "eval", None, None, None)
+    found = list(matches)
+    if found:
+        _avg_rows(found, out, "eval_", payload=1)
 
 
 def _mnist(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -63,17 +101,10 @@ def _mnist_test(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 
 def _timm(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    for m in matches:
-        epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        for name, value in _avg_pairs(m.group(4), capped=out.capped) + _plain_lr(m.group(4)):
-            out.add(m.start(), epoch * total + it, name, value, phase_of(name), float(epoch), None, None)
-
-
-_LR = re.compile(rb"LR:\s+(" + NUM.encode() + rb")")
-
-
-def _plain_lr(payload: bytes) -> list[tuple[str, bytes]]:
-    return [("lr", v) for v in _LR.findall(payload)[:1]]
+    found = list(matches)
+    if found:
+        step, epoch = _positions(found)
+        _avg_rows(found, out, step=step, epoch=epoch, lr=True)
 
 
 FORMAT = Format(
@@ -107,24 +138,24 @@ FORMAT = Format(
 )
 
 _CLAIMED = (b"Epoch: [", b"Test: [", b"Train Epoch: ", b"Test set: ", b"Train: ")
+_CLAIMED_GATE = ahocorasick_rs.BytesAhoCorasick(list(_CLAIMED), matchkind=ahocorasick_rs.MatchKind.LeftmostFirst)
 
 
 def _free_form_unclaimed(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-    """Free-form loss lines that none of the specific rules above reads."""
-    lines_with_metrics(_first_unclaimed(matches), out)
-
-
-def _first_unclaimed(matches: Iterator[re.Match[bytes]]) -> Iterator[re.Match[bytes]]:
-    """The first match of each line, unless a specific rule's start comes before it on the
-    line. Only the first match of a line can decide (a later one sees more of the line
-    before it, and the line is read once), so a line saying ``loss`` 100,000 times is
-    looked at once, not once per match."""
-    line_stop = -1
-    for m in matches:
-        if m.start() < line_stop:
-            continue
-        chunk = m.string
-        start, line = line_at(chunk, m.start())
-        line_stop = start + len(line)
-        if not any(chunk.find(c, start, m.start()) != -1 for c in _CLAIMED):
-            yield m
+    """Free-form loss lines that none of the specific rules above reads: a line is read
+    (once) unless a specific rule's start comes before its first ``oss`` on the line."""
+    found = list(matches)
+    if not found:
+        return
+    chunk = found[0].string
+    first = np.fromiter((m.start() for m in found), np.int64, len(found))
+    starts, index = np.unique(line_starts(chunk, first), return_index=True)
+    first = first[index]
+    claimed = np.array(sorted(s for _, s, _ in _CLAIMED_GATE.find_matches_as_indexes(chunk)), np.int64)
+    if len(claimed):
+        at = np.searchsorted(claimed, starts, side="left")
+        hit = at < len(claimed)
+        hit[hit] = claimed[at[hit]] < first[hit]
+        starts = starts[~hit]
+    if len(starts):
+        free_form_lines(chunk, starts, out)

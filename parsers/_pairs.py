@@ -1,0 +1,146 @@
+"""Metric pairs of many lines at once, as columns: the payload readers' fast path.
+
+Most formats print a line head that places the record (``Epoch: [3][120/500]``,
+``iter: 200``, a bar's ``12/25``) and then a payload of ``key value`` pairs. Reading the
+pairs line by line (:func:`parsers._base.read_pairs`, one ``finditer`` and one
+``Batch.add`` per pair) costs microseconds per pair in Python. Here the payloads of a
+whole chunk are joined and the pair pattern runs once over them with ``re.split``, which
+returns every group of every match flat, with no match objects; each pair is given back
+to its payload by position (``searchsorted``), keys are named once per distinct key, and
+the rows go to the batch as one :class:`parsers._base.Columns`.
+
+The result is what :func:`read_pairs` gives payload by payload, input bounds included
+(the first ``MAX_PAIRS`` pairs of the first ``MAX_LINE_BYTES`` bytes of each payload).
+Payloads are joined with a NUL byte, which no pair pattern may match (checked in
+``tests/test_pairs.py``): a match cannot run from one payload into the next.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..bounds import MAX_LINE_BYTES, MAX_PAIRS, add_capped
+from ._base import PHASE_CODES, UNREADABLE, Batch, Columns, phase_of
+from ._grammar import to_floats
+
+_SEP = b"\x00"
+_WRAPPED: dict["re.Pattern[bytes]", "re.Pattern[bytes]"] = {}
+
+
+def _wrapped(rx: "re.Pattern[bytes]") -> "re.Pattern[bytes]":
+    """``rx`` with a group around the whole match (its length gives each match's position)."""
+    found = _WRAPPED.get(rx)
+    if found is None:
+        found = _WRAPPED[rx] = re.compile(b"(" + rx.pattern + b")", rx.flags)
+    return found
+
+
+def pair_columns(rx: "re.Pattern[bytes]", payloads: Sequence[bytes],
+                 capped: dict | None = None) -> tuple[np.ndarray, list[list]]:
+    """The matches of ``rx`` in each payload: (index of the payload of each match, one
+    list per group of ``rx`` with that group of every match), in payload order."""
+    if not payloads:
+        return np.zeros(0, np.int64), [[] for _ in range(rx.groups)]
+    payloads = _cut_long(payloads, capped)
+    ends = np.cumsum(np.fromiter(map(len, payloads), np.int64, len(payloads)) + 1)
+    starts, groups = split_columns(rx, _SEP.join(payloads))
+    owner = np.searchsorted(ends, starts, side="right")
+    return _cap_pairs(owner, groups, capped)
+
+
+def split_columns(rx: "re.Pattern[bytes]", text: bytes) -> tuple[np.ndarray, list[list]]:
+    """Every match of ``rx`` in ``text``: (start positions, one list per group of ``rx``),
+    from one ``re.split`` (no match objects)."""
+    wrapped = _wrapped(rx)
+    pieces = wrapped.split(text)
+    width = wrapped.groups + 1
+    between = np.fromiter(map(len, pieces[0::width]), np.int64)
+    whole = np.fromiter(map(len, pieces[1::width]), np.int64)
+    starts = np.cumsum(between[:-1]) + np.concatenate(([0], np.cumsum(whole[:-1]))).astype(np.int64)
+    return starts, [pieces[2 + g::width] for g in range(rx.groups)]
+
+
+def _cut_long(payloads: Sequence[bytes], capped: dict | None) -> Sequence[bytes]:
+    """Each payload within ``MAX_LINE_BYTES`` (each cut counted)."""
+    long = [i for i, p in enumerate(payloads) if len(p) > MAX_LINE_BYTES]
+    if not long:
+        return payloads
+    cut = list(payloads)
+    for i in long:
+        cut[i] = cut[i][:MAX_LINE_BYTES]
+    if capped is not None:
+        add_capped(capped, "bytes", len(long))
+    return cut
+
+
+def _cap_pairs(owner: np.ndarray, groups: list[list], capped: dict | None) -> tuple[np.ndarray, list[list]]:
+    """At most ``MAX_PAIRS`` matches per payload (each payload cut counted)."""
+    if len(owner) <= MAX_PAIRS:
+        return owner, groups
+    rank = np.arange(len(owner)) - np.searchsorted(owner, owner, side="left")
+    keep = rank < MAX_PAIRS
+    if keep.all():
+        return owner, groups
+    if capped is not None:
+        add_capped(capped, "pairs", int(np.count_nonzero(rank == MAX_PAIRS)))
+    mask = keep.tolist()
+    return owner[keep], [list(itertools.compress(g, mask)) for g in groups]
+
+
+def pair_rows(out: Batch, pos: np.ndarray, owner: np.ndarray, keys: list, values: list,
+              name_of: Callable[[bytes], "str | None"], *, step: np.ndarray | None = None,
+              epoch: np.ndarray | None = None, it: np.ndarray | None = None,
+              total: np.ndarray | None = None, phase: str | None = None) -> np.ndarray:
+    """Add one row per pair to ``out``: at its payload's position ``pos[owner]``, named
+    ``name_of(key)`` (called once per distinct key; None drops the pair), with the
+    payload's ``step``/``epoch``/``it``/``total`` (float arrays per payload, NaN where
+    none) and ``phase`` (None: from the name). A value that is no number is no row and
+    counts its line as unparsed. Returns the mask of the pairs kept."""
+    table = {k: name_of(k) for k in set(keys)}
+    names = [n for n in dict.fromkeys(table.values()) if n is not None]
+    index = {n: i for i, n in enumerate(names)}
+    code_of = {k: index[n] if n is not None else -1 for k, n in table.items()}
+    codes = np.fromiter(map(code_of.__getitem__, keys), np.int32, len(keys))
+    kept = codes >= 0
+    if not kept.any():
+        return kept
+    rows = np.flatnonzero(kept)
+    codes = codes[rows]
+    converted, bad = to_floats(list(itertools.compress(values, kept.tolist())) if not kept.all() else values)
+    value = np.array(converted, np.float64)
+    where = owner[rows]
+    at = pos[where]
+    if bad:
+        out.unparsed += at[bad].tolist()
+        codes[bad] = UNREADABLE
+    if phase is not None:
+        phases: "str | np.ndarray" = phase
+    else:
+        by_code = np.array([PHASE_CODES[phase_of(n)] for n in names] + [0, 0], np.int8)
+        phases = by_code[codes]
+    out.arrays.append(Columns(at, _take(step, where), codes, names, value, phases, _take(epoch, where, None),
+                              _take(total, where, None), _take(it, where, None)))
+    return kept
+
+
+def _take(column: np.ndarray | None, where: np.ndarray, blank: object = "nan") -> np.ndarray | None:
+    if column is None:
+        return np.full(len(where), np.nan) if blank == "nan" else None
+    return column[where]
+
+
+def line_starts(chunk: bytes, positions: np.ndarray) -> np.ndarray:
+    """Start of the line -- or progress-bar update -- of each position (after the last
+    ``\\n`` or ``\\r`` before it): :func:`parsers._base.line_start` for many positions."""
+    raw = np.frombuffer(chunk, np.uint8)
+    seps = np.concatenate(([-1], np.flatnonzero((raw == 10) | (raw == 13))))  # -1: the chunk's start
+    return seps[np.searchsorted(seps, positions, side="left") - 1] + 1
+
+
+def floats(column: list) -> np.ndarray:
+    """Optional ints/floats (None for none) as a float array with NaN."""
+    return np.array([np.nan if v is None else v for v in column], np.float64)
