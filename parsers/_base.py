@@ -331,15 +331,9 @@ def line_at(chunk: bytes, pos: int) -> tuple[int, bytes]:
     return start, chunk[start:line_end(chunk, pos)]
 
 
-#: a quoted key with a quoted word for a value (``'loss_type': 'l2'``): a config echo
+#: a quoted key with a quoted word for a value (``'loss_type': 'l2'``): two on a line make
+#: it a config echo, whose numbers are hyperparameters, not a record
 _WORD_VALUE = re.compile(rb"""['"]\s*:\s*['"](?![-+.\d]|nan|inf|NaN|Inf)[A-Za-z]""")
-
-
-def is_config_echo(line: bytes) -> bool:
-    """A dict or JSON line of settings rather than metrics: two or more quoted words as
-    values (``{'img_size': [256, 256], 'loss_type': 'l2', 'EPOCHS': 3000, ...}``). Its
-    numbers are hyperparameters, not a record."""
-    return len(_WORD_VALUE.findall(line, 0, 4096)) >= 2
 
 
 def read_pairs(rx: "re.Pattern[bytes]", text: bytes, capped: dict | None = None) -> list[tuple]:
@@ -359,34 +353,6 @@ def read_pairs(rx: "re.Pattern[bytes]", text: bytes, capped: dict | None = None)
     return found
 
 
-def free_form(line: bytes, aliases: Mapping[str, str] | None = None,
-              capped: dict | None = None) -> tuple[dict, list[tuple[str, bytes]]]:
-    """Read a free-form print (``epoch 1 iter 200/500 loss 0.52 lr 0.01``): the position
-    (step, epoch, iter, total) and the metric pairs. Bookkeeping keys are dropped; a
-    config echo (:func:`is_config_echo`) gives ``{"config": True}`` and no pairs."""
-    where: dict = {}
-    pairs: list[tuple[str, bytes]] = []
-    if is_config_echo(line):
-        return {"config": True}, pairs
-    for key, value, total in read_pairs(_KV_ANY, line, capped):
-        name = canonical(key, aliases)
-        if name in EPOCH_KEYS:
-            where.setdefault("epoch", float(value))
-        elif name in STEP_KEYS and b"." not in value and value.lstrip(b"-+").isdigit():
-            if total:
-                where.setdefault("iter", int(value))
-                where.setdefault("total", int(total))
-            else:
-                where.setdefault("step", int(value))
-        elif name not in NOISE_KEYS and name not in PROSE_KEYS and not (name in ("lr",) and total):
-            pairs.append((name, value))
-    return where, pairs
-
-
-def _int(b: bytes | None) -> int | None:
-    return int(b) if b else None
-
-
 def fixed(metric: str, phase: str = "train") -> Handler:
     """Groups 1 ``step`` (may be empty) and 2 ``value``: one record of a fixed metric per match."""
 
@@ -394,38 +360,6 @@ def fixed(metric: str, phase: str = "train") -> Handler:
         found = [(m.start(), *m.groups()) for m in matches]
         if found:
             out.block([f[0] for f in found], [f[1] for f in found], metric, [f[2] for f in found], phase)
-
-    return handle
-
-
-def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mapping[str, str] | None = None,
-               phase: str | None = None, step_keys: Iterable[str] = ()) -> Handler:
-    """Group ``payload`` holds ``key: value`` pairs; optional groups ``step``, ``epoch``,
-    ``iter``, ``total`` give the position. Keys in ``step_keys`` (e.g. fairseq's
-    ``num_updates``) set the step instead of becoming metrics."""
-    kv_rx = KV_STYLES[style]
-    skipped = frozenset(skip)
-    steps = frozenset(step_keys)
-
-    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        for m in matches:
-            g = m.groupdict()
-            pos, step = m.start(), _int(g.get("step"))
-            epoch = float(g["epoch"]) if g.get("epoch") else None
-            it, total = _int(g.get("iter")), _int(g.get("total"))
-            pairs = read_pairs(kv_rx, g["payload"], out.capped)
-            if not pairs:
-                out.unparsed.append(pos)
-                continue
-            for key, value in pairs:
-                name = canonical(key, aliases)
-                if name in steps:
-                    step = int(float(value))
-            for key, value in pairs:
-                name = canonical(key, aliases)
-                if name in skipped or name in steps or is_noise(name):
-                    continue
-                out.add(pos, step, name, value, phase or phase_of(name), epoch, it, total)
 
     return handle
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..bounds import MAX_LINE_BYTES, MAX_PAIRS, add_capped
-from ._base import PHASE_CODES, UNREADABLE, Batch, Columns, phase_of
+from ._base import KV_STYLES, PHASE_CODES, UNREADABLE, Batch, Columns, Handler, canonical, is_noise, phase_of
 from ._grammar import to_floats
 
 _SEP = b"\x00"
@@ -144,3 +144,43 @@ def line_starts(chunk: bytes, positions: np.ndarray) -> np.ndarray:
 def floats(column: list) -> np.ndarray:
     """Optional ints/floats (None for none) as a float array with NaN."""
     return np.array([np.nan if v is None else v for v in column], np.float64)
+
+
+def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mapping[str, str] | None = None,
+               phase: str | None = None, step_keys: Iterable[str] = ()) -> Handler:
+    """A handler for lines whose group ``payload`` holds ``key: value`` pairs; optional
+    groups ``step``, ``epoch``, ``iter``, ``total`` give the position. Keys in
+    ``step_keys`` (e.g. fairseq's ``num_updates``) set the step instead of becoming
+    metrics (the last one of a line wins); a line without pairs is counted as unparsed."""
+    kv_rx = KV_STYLES[style]
+    skipped = frozenset(skip)
+    steps = frozenset(step_keys)
+
+    def name_of(key: bytes) -> "str | None":
+        name = canonical(key, aliases)
+        return None if name in skipped or name in steps or is_noise(name) else name
+
+    def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+        found = list(matches)
+        if not found:
+            return
+        pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+        position = {g: _group_floats(found, g) for g in ("step", "epoch", "iter", "total")}
+        owner, (keys, values) = pair_columns(kv_rx, [m.group("payload") for m in found], out.capped)
+        out.unparsed += pos[np.setdiff1d(np.arange(len(found)), owner)].tolist()
+        if steps and len(owner):
+            is_step = np.fromiter((canonical(k, aliases) in steps for k in keys), bool, len(keys))
+            rows = np.flatnonzero(is_step)[::-1]  # the last step key of a line wins
+            lines, last = np.unique(owner[rows], return_index=True)
+            position["step"][lines] = np.trunc(np.array(to_floats([values[r] for r in rows[last].tolist()])[0]))
+        pair_rows(out, pos, owner, keys, values, name_of, step=position["step"], epoch=position["epoch"],
+                  it=position["iter"], total=position["total"], phase=phase)
+
+    return handle
+
+
+def _group_floats(found: list[re.Match[bytes]], group: str) -> np.ndarray:
+    """Group ``group`` of each match as a number (NaN where absent or not in the pattern)."""
+    if group not in found[0].re.groupindex:
+        return np.full(len(found), np.nan)
+    return np.array([float(g) if (g := m.group(group)) else np.nan for m in found], np.float64)

@@ -51,11 +51,12 @@ def _role(name: str) -> int:
 
 
 def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mapping[str, str] | None = None) -> None:
-    """:func:`parsers._base.free_form` for the lines starting at ``starts``, column-wise:
-    each line's first ``epoch``, its first whole-number ``step`` (``iter 200/500``: an
-    iteration and the iterations per epoch), and its metric pairs as rows at the line's
-    start. A config echo gives no rows; a line with no pairs that looks like a metric line
-    is counted as unparsed."""
+    """Read the free-form prints (``epoch 1 iter 200/500 loss 0.52 lr 0.01``) starting at
+    ``starts``, column-wise: each line's first ``epoch``, its first whole-number ``step``
+    (``iter 200/500``: an iteration and the iterations per epoch), and its metric pairs
+    (bookkeeping and words of a sentence left out) as rows at the line's start. A config
+    echo (two quoted words as values: ``{'loss_type': 'l2', ...}``) gives no rows; a line
+    with no pairs that looks like a metric line is counted as unparsed."""
     ends = [line_end(chunk, p) for p in starts.tolist()]
     lines = [chunk[a:b] for a, b in zip(starts.tolist(), ends)]
     config = _config_echoes(lines)
@@ -87,7 +88,8 @@ def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mappi
 
 
 def _config_echoes(lines: list[bytes]) -> np.ndarray:
-    """Mask of the lines that are config echoes (:func:`parsers._base.is_config_echo`)."""
+    """Mask of the lines that are config echoes: two or more quoted words as values in
+    their first 4 KB."""
     owner, _ = pair_columns(_WORD_VALUE, [line[:4096] for line in lines])
     return np.bincount(owner, minlength=len(lines)) >= 2
 

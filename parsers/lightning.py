@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical, phase_of, read_pairs
+import numpy as np
+
+from ._base import KV_STYLES, Batch, Columns, Format, Rule, canonical
+from ._pairs import pair_columns, pair_rows
 
 _KV = KV_STYLES["equals"]
 _RICH_KV = KV_STYLES["colon"]
@@ -27,34 +30,49 @@ def _bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     consecutive updates at one step only the last counts (the first draw of a step still
     shows the previous step's ``train_loss``)."""
     found = [m for m in matches if int(m.group(2)) > 0]
-    for m, after in zip(found, found[1:] + [None]):
-        epoch, it, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        if after is not None and after.group(1, 2, 3) == m.group(1, 2, 3):
-            continue
-        step = epoch * total + it
-        raw = read_pairs(_KV, m.group(4) or b"", out.capped)
-        logged = any(k.startswith(b"train_loss") for k, _ in raw)
-        # with a logged train_loss, the bar's own `loss` is Lightning's running mean
-        pairs = [("loss_avg" if logged and k == b"loss" else canonical(k), v) for k, v in raw]
-        if not pairs:
-            out.add(m.start(), step, None, None, "train", float(epoch), None, None)
-        for name, value in pairs:
-            if name not in _SKIP:
-                out.add(m.start(), step, name, value, phase_of(name), float(epoch), None, None)
+    heads = [m.group(1, 2, 3) for m in found]
+    found = [m for m, head, after in zip(found, heads, heads[1:] + [None]) if head != after]
+    if found:
+        _records(found, [m.group(4) or b"" for m in found], (1, 2, 3), _KV, out, running_mean=True)
 
 
 def _rich_bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """RichProgressBar: ``Epoch 3/9 ━━━━━━╸  21/25 0:00:00 • 0:00:01 50.59it/s v_num: 0.000
     train_loss: 0.693`` (without a terminal only each epoch's last state is written)."""
-    for m in matches:
-        epoch, it, total = int(m.group("epoch")), int(m.group("it")), int(m.group("total"))
-        step = epoch * total + it
-        pairs = [(canonical(k), v) for k, v in read_pairs(_RICH_KV, m.group("payload") or b"", out.capped)]
-        pairs = [(name, v) for name, v in pairs if name not in _SKIP]
-        if not pairs:
-            out.add(m.start(), step, None, None, "train", float(epoch), None, None)
-        for name, value in pairs:
-            out.add(m.start(), step, name, value, phase_of(name), float(epoch), None, None)
+    found = list(matches)
+    if found:
+        _records(found, [m.group("payload") or b"" for m in found], ("epoch", "it", "total"), _RICH_KV, out)
+
+
+def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, kv: "re.Pattern[bytes]", out: Batch,
+             running_mean: bool = False) -> None:
+    """One record per bar update, column-wise: step = epoch * total + batch, a row per
+    postfix pair (``v_num`` left out), a marker for an update without pairs. With
+    ``running_mean``, a bar's own ``loss`` beside a logged ``train_loss`` is ``loss_avg``."""
+    epoch, it, total = (np.array([int(m.group(g)) for m in found], np.float64) for g in head)
+    step = epoch * total + it
+    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    owner, (keys, values) = pair_columns(kv, payloads, out.capped)
+    if running_mean and len(owner):
+        logged = np.zeros(len(found), bool)
+        logged[owner[np.fromiter((k.startswith(b"train_loss") for k in keys), bool, len(keys))]] = True
+        keys = [_MEAN if k == b"loss" and logged[o] else k for k, o in zip(keys, owner.tolist())]
+    kept = pair_rows(out, pos, owner, keys, values, _name, step=step, epoch=epoch)
+    bare = np.setdiff1d(np.arange(len(found)), owner[kept])  # an update without metrics still gives its step
+    if len(bare):
+        out.arrays.append(Columns(pos[bare], step[bare], np.full(len(bare), -1, np.int32), [],
+                                  np.full(len(bare), np.nan), "train", epoch[bare]))
+
+
+#: the bar's running mean, keyed apart from a logged ``loss``
+_MEAN = b"\x00loss_avg"
+
+
+def _name(key: bytes) -> "str | None":
+    if key == _MEAN:
+        return "loss_avg"
+    name = canonical(key)
+    return None if name in _SKIP else name
 
 
 FORMAT = Format(

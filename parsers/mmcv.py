@@ -10,35 +10,57 @@ from __future__ import annotations
 from typing import Iterator
 import re
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical, is_noise, read_pairs
+import numpy as np
+
+from ._base import KV_STYLES, Batch, Format, Rule, canonical, is_noise
+from ._pairs import pair_columns, pair_rows
 
 _KV = KV_STYLES["colon"]
 
 
-def _records(m: re.Match[bytes], out: Batch, step: int | None, epoch: float | None, phase: str,
-             payload: bytes) -> None:
-    for key, value in read_pairs(_KV, payload, out.capped):
+def _records(found: list[re.Match[bytes]], out: Batch, step: np.ndarray, epoch: np.ndarray | None, phase: str,
+             payload: int) -> None:
+    """The ``key: value`` pairs of each line's ``payload`` group as rows, column-wise
+    (bookkeeping left out; eval metrics named ``eval_*``)."""
+    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    owner, (keys, values) = pair_columns(_KV, [m.group(payload) for m in found], out.capped)
+    pair_rows(out, pos, owner, keys, values, _EVAL_NAME if phase == "eval" else _TRAIN_NAME, step=step, epoch=epoch,
+              phase=phase)
+
+
+def _named(eval_phase: bool):
+    def name_of(key: bytes) -> "str | None":
         name = canonical(key)
         if is_noise(name):
-            continue
-        if phase == "eval" and not name.startswith("eval_"):
-            name = f"eval_{name}"
-        out.add(m.start(), step, name, value, phase, epoch, None, None)
+            return None
+        return f"eval_{name}" if eval_phase and not name.startswith("eval_") else name
+    return name_of
+
+
+_TRAIN_NAME, _EVAL_NAME = _named(False), _named(True)
+
+
+def _ints(found: list[re.Match[bytes]], group: int) -> np.ndarray:
+    return np.array([float(m.group(group)) if m.group(group) else np.nan for m in found], np.float64)
 
 
 def _epoch_line(phase: str):
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        for m in matches:
-            epoch, it, total, payload = m.groups()
-            step = (int(epoch) - 1) * int(total) + int(it) if total and phase == "train" else None
-            _records(m, out, step, float(epoch), phase, payload)
+        found = list(matches)
+        if not found:
+            return
+        epoch, it, total = _ints(found, 1), _ints(found, 2), _ints(found, 3)
+        step = (epoch - 1) * total + it if phase == "train" else np.full(len(found), np.nan)
+        _records(found, out, step, epoch, phase, 4)
     return handle
 
 
 def _iter_line(phase: str):
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        for m in matches:
-            _records(m, out, int(m.group(1)) if phase == "train" else None, None, phase, m.group(2))
+        found = list(matches)
+        if found:
+            step = _ints(found, 1) if phase == "train" else np.full(len(found), np.nan)
+            _records(found, out, step, None, phase, 2)
     return handle
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, kv_payload
+from ._base import Batch, Format, Rule
+from ._pairs import kv_payload
 from ._grammar import to_float
 
 ALIASES = {"xent": "loss", "acc": "acc", "ppl": "ppl"}
