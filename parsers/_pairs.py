@@ -141,9 +141,12 @@ def line_starts(chunk: bytes, positions: np.ndarray) -> np.ndarray:
     return seps[np.searchsorted(seps, positions, side="left") - 1] + 1
 
 
-def floats(column: list) -> np.ndarray:
-    """Optional ints/floats (None for none) as a float array with NaN."""
-    return np.array([np.nan if v is None else v for v in column], np.float64)
+def line_ends(chunk: bytes, positions: np.ndarray) -> np.ndarray:
+    """End (exclusive, at its separator) of the line or bar update of each position:
+    :func:`parsers._base.line_end` for many positions."""
+    raw = np.frombuffer(chunk, np.uint8)
+    seps = np.concatenate((np.flatnonzero((raw == 10) | (raw == 13)), [len(chunk)]))
+    return seps[np.searchsorted(seps, positions, side="left")]
 
 
 def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mapping[str, str] | None = None,

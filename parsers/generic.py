@@ -17,9 +17,9 @@ import numpy as np
 
 from ..bounds import MAX_LINE_BYTES
 from ._base import (_KV_ANY, _WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
-                    canonical, line_end)
+                    canonical)
 from ._grammar import to_floats
-from ._pairs import line_starts, pair_columns, pair_rows
+from ._pairs import line_ends, line_starts, pair_columns, pair_rows
 
 
 #: a loss with something like a number after it: a line we should have read ("possible",
@@ -39,7 +39,7 @@ def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 #: what a free-form key is: the record's epoch, its step (or iteration within an epoch),
 #: a metric, or neither (bookkeeping, a word of a sentence)
-_EPOCH, _STEP, _METRIC, _DROPPED = 0, 1, 2, 3
+_EPOCH, _STEP, _METRIC, _DROPPED, _LR = 0, 1, 2, 3, 4
 
 
 def _role(name: str) -> int:
@@ -57,8 +57,7 @@ def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mappi
     (bookkeeping and words of a sentence left out) as rows at the line's start. A config
     echo (two quoted words as values: ``{'loss_type': 'l2', ...}``) gives no rows; a line
     with no pairs that looks like a metric line is counted as unparsed."""
-    ends = [line_end(chunk, p) for p in starts.tolist()]
-    lines = [chunk[a:b] for a, b in zip(starts.tolist(), ends)]
+    lines = [chunk[a:b] for a, b in zip(starts.tolist(), line_ends(chunk, starts).tolist())]
     config = _config_echoes(lines)
     owner, (keys, values, totals) = pair_columns(_KV_ANY, lines, out.capped)
     if config.any() and len(owner):
@@ -66,11 +65,15 @@ def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mappi
         mask = keep.tolist()
         owner, keys, values, totals = (owner[keep], *(list(itertools.compress(c, mask)) for c in (keys, values, totals)))
     table = {k: canonical(k, aliases) for k in set(keys)}
-    role = np.fromiter((_role(table[k]) for k in keys), np.int8, len(keys))
-    whole = np.fromiter((b"." not in v and v.lstrip(b"-+").isdigit() for v in values), bool, len(values))
+    role_of = {k: _role(name) if name != "lr" else _LR for k, name in table.items()}
+    role = np.fromiter(map(role_of.__getitem__, keys), np.int8, len(keys))
     has_total = np.fromiter(map(bool, totals), bool, len(totals))
-    role[(role == _STEP) & ~whole] = _METRIC  # ``step 1.5`` is no position: a metric named step
-    role[(role == _METRIC) & has_total & np.fromiter((table[k] == "lr" for k in keys), bool, len(keys))] = _DROPPED
+    steps = np.flatnonzero(role == _STEP)
+    whole = np.fromiter((b"." not in values[i] and values[i].lstrip(b"-+").isdigit() for i in steps.tolist()), bool,
+                        len(steps))
+    role[steps[~whole]] = _METRIC  # ``step 1.5`` is no position: a metric named step
+    role[(role == _LR) & has_total] = _DROPPED  # ``lr 1/3``: a fraction, not a rate
+    role[role == _LR] = _METRIC
     n = len(lines)
     epoch = _first_per_line(n, owner, role == _EPOCH, values)
     step = _first_per_line(n, owner, (role == _STEP) & ~has_total, values)

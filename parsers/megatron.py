@@ -17,7 +17,7 @@ import re
 from typing import Iterator
 
 from ._base import Batch, Format, Rule, canonical, is_noise
-from ._grammar import VAL
+from ._grammar import VAL, to_float
 
 _FIELD = re.compile(rb"\|\s*([A-Za-z][^:|\r\n]*?):\s+(" + VAL.encode() + rb")\s*(?=\||$)")
 ALIASES = {"number of skipped iterations": "skipped_iterations", "number of nan iterations": "nan_iterations",
@@ -54,7 +54,11 @@ def _iteration(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 
 def _count(value: bytes | None) -> int:
-    return int(float(value)) if value else 0
+    """A count field; one that is no finite number (a damaged line) counts as none."""
+    try:
+        return int(to_float(value)) if value else 0
+    except (ValueError, OverflowError):
+        return 0
 
 
 def _validation(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

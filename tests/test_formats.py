@@ -31,3 +31,10 @@ def test_detection_picks_the_format_for_its_samples(fmt) -> None:
 def test_names_are_unique_and_generic_is_last() -> None:
     names = [f.name for f in FORMATS]
     assert len(names) == len(set(names)) and names[-1] == "generic"
+
+
+def test_megatron_damaged_count_field_is_no_crash() -> None:
+    """A count field that is no number (``nan iterations:  #0``, a damaged line) counts as none."""
+    from logsleuth.parsers.megatron import _count
+
+    assert [_count(v) for v in (b"#0", b"nan", b"inf", b"3", None)] == [0, 0, 0, 3, 0]

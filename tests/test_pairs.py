@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from logsleuth.bounds import MAX_PAIRS
 from logsleuth.parsers import keras, pytorch
-from logsleuth.parsers._base import _KV_ANY, _WORD_VALUE, KV_STYLES, line_start, read_pairs
-from logsleuth.parsers._pairs import line_starts, pair_columns
+from logsleuth.parsers._base import _KV_ANY, _WORD_VALUE, KV_STYLES, line_end, line_start, read_pairs
+from logsleuth.parsers._pairs import line_ends, line_starts, pair_columns
 
 PAIR_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": _KV_ANY,
                  "value-avg": pytorch._VALUE_AVG, "lr": pytorch._LR, "keras-count": keras._COUNT,
@@ -60,8 +60,10 @@ def test_pairs_per_payload_are_capped() -> None:
 
 
 @given(st.binary(max_size=200).map(lambda b: b.replace(b"x", b"\n").replace(b"y", b"\r")), st.data())
-def test_line_starts_match_line_start(chunk, data) -> None:
+def test_line_bounds_match_line_start_and_end(chunk, data) -> None:
     if not chunk:
         return
     positions = data.draw(st.lists(st.integers(0, len(chunk) - 1), min_size=1, max_size=10))
-    assert line_starts(chunk, np.array(positions, np.int64)).tolist() == [line_start(chunk, p) for p in positions]
+    at = np.array(positions, np.int64)
+    assert line_starts(chunk, at).tolist() == [line_start(chunk, p) for p in positions]
+    assert line_ends(chunk, at).tolist() == [line_end(chunk, p) for p in positions]
