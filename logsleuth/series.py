@@ -25,7 +25,7 @@ Rules (documented because they decide what the user sees):
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -213,14 +213,32 @@ def prepare(chunk: bytes, batch: Batch) -> Prepared:
     prep.capped = batch.capped
     # one text per line: the last row's on it (a line of several bar updates), in line order
     text_at = dict(zip(prep.line[rows].tolist(), pos_a[rows].tolist()))
-    for p, s, kind, fields in sorted(batch.events, key=itemgetter(0)):
-        prep.events.append((int(np.searchsorted(nl, p)), p, s, kind, fields, line_text(chunk, p)))
+    events = sorted(batch.events, key=itemgetter(0))
+    event_lines = np.searchsorted(nl, [e[0] for e in events]).tolist()
+    for (p, s, kind, fields), line, keep in zip(events, event_lines, _may_be_kept(events)):
+        prep.events.append((line, p, s, kind, fields, line_text(chunk, p) if keep else None))
     prep.hparams = [(int(np.searchsorted(nl, p)), k, v) for p, k, v in batch.hparams]
     header = [p for p, _, _ in batch.hparams[:200]]  # header lines are evidence too
     for line, p in zip(np.searchsorted(nl, header).tolist(), header):
         text_at.setdefault(line, p)
     prep.text_at = list(text_at.items())
     return prep
+
+
+def _may_be_kept(events: list[tuple]) -> list[bool]:
+    """Which of a chunk's events may be among the first or last MAX_EVENTS of their kind
+    (the only ones the Assembler keeps): the others of a kind flooding the chunk (an
+    overflow on every line) are only counted, so their texts are not cut (text None)."""
+    counts = Counter(e[2] for e in events)
+    if all(n <= 2 * MAX_EVENTS for n in counts.values()):
+        return [True] * len(events)
+    seen: Counter = Counter()
+    keep = []
+    for e in events:
+        rank = seen[e[2]]
+        seen[e[2]] += 1
+        keep.append(rank < MAX_EVENTS or rank >= counts[e[2]] - MAX_EVENTS)
+    return keep
 
 
 class Assembler:
@@ -401,9 +419,21 @@ class Assembler:
 
     def _side_tables(self, prep: Prepared, step: np.ndarray, event_segments: np.ndarray) -> None:
         totals = _ffill(prep.total, self._total_before_chunk)
-        for (line, pos, ev_step, kind, fields, text), seg in zip(prep.events, event_segments):
+        # the last record at or before each event
+        rows_before = np.searchsorted(prep.pos, [e[1] for e in prep.events], side="right").tolist()
+        in_chunk = Counter(e[3] for e in prep.events)
+        seen: Counter = Counter()
+        for (line, pos, ev_step, kind, fields, text), seg, after in zip(prep.events, event_segments, rows_before):
+            seen[kind] += 1
+            if text is None or (self.event_counts.get(kind, 0) >= MAX_EVENTS
+                                and seen[kind] <= in_chunk[kind] - MAX_EVENTS):
+                # the middle of a flood of one kind, which no later event of the chunk
+                # leaves in the kind's tail (see _may_be_kept): counted only
+                self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
+                add_capped(self.capped, "events")
+                continue
             if ev_step is None:
-                i = int(np.searchsorted(prep.pos, pos, side="right")) - 1
+                i = after - 1
                 if "batch" in fields:  # Keras TerminateOnNaN: `Batch N` counts within the epoch
                     ev_step = self._batch_step(prep.epoch[i] if i >= 0 else self._epoch_before_chunk,
                                                totals[i] if i >= 0 else self._total_before_chunk,
