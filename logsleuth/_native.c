@@ -4,6 +4,7 @@
  * - scanners for the lines that make up most logs: Caffe's iteration and net-output lines
  *   (parsers/_columns.py), Hugging Face dict lines (parsers/hf_trainer.py), and the tqdm
  *   bar before a record (logsleuth/scan.py);
+ * - metric pairs: key/value pairs as parsers/_pairs.py's pair patterns read them;
  * - forward fill (logsleuth/series.py);
  * - CSV rows as pyarrow writes them (logsleuth/output.py).
  *
@@ -783,12 +784,332 @@ done:
     return out;
 }
 
+/* ---- metric pairs (parsers/_pairs.py split_columns) --------------------------------
+ *
+ * What re.split does with parsers/_base.py's pair patterns, KEY_BOUNDED and NUM spelled
+ * out by hand (parsers/_grammar.py):
+ *   mode 0  (KEY):\s*(NUM)END               KV_STYLES["colon"]
+ *   mode 1  (KEY)\s*=\s*(NUM)END            KV_STYLES["equals"]
+ *   mode 2  (KEY)['"]?(?:\s*[:=]\s*|\s+)['"]?\[?\s*(?:tensor\()?(NUM)(?:\s*[/]\s*(\d+))?['"]?END
+ *                                           _KV_ANY
+ *   mode 3  (?<![\w@])([A-Za-z][\w@]{0,127}+):?\s+(NUM)\s+\(\s*(NUM)\s*\)
+ *                                           parsers/pytorch.py _VALUE_AVG
+ *   mode 4  LR:\s+(NUM)                     parsers/pytorch.py _LR
+ * KEY = [A-Za-z_][\w.@/\-]{0,127}+, END = (?![a-z0-9_/.]|:[^\s]).
+ *
+ * Why a hand-written matcher gives the regex's matches:
+ * - the key is possessive, so from a start it ends where the run of key characters ends
+ *   (or 128 bytes on); every pattern needs a non-key character right after the key, so of
+ *   a run only the first start within 128 bytes of its end can match, and if it does not,
+ *   no start in the run does (they all see the same tail);
+ * - before NUM everything is deterministic: what a shorter whitespace, quote, bracket or
+ *   "tensor(" would leave in front of NUM cannot start a number;
+ * - NUM backtracks only through its optional parts; num_ends lists the ends the regex
+ *   tries, in its order, and the first one after which the rest of the pattern (the
+ *   total, the quote, END) holds is the match.
+ */
+
+static int is_space(char c) { return c == ' ' || (c >= 9 && c <= 13); }
+static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int is_pair_key(char c) { return is_word(c) || c == '.' || c == '@' || c == '/' || c == '-'; }
+
+static Py_ssize_t skip_spaces(const char *s, Py_ssize_t i, Py_ssize_t n) {
+    while (i < n && is_space(s[i])) i++;
+    return i;
+}
+
+/* (?![a-z0-9_/.]|:[^\s]) at i */
+static int pair_end_ok(const char *s, Py_ssize_t i, Py_ssize_t n) {
+    if (i >= n) return 1;
+    char c = s[i];
+    if ((c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '/' || c == '.') return 0;
+    return !(c == ':' && i + 1 < n && !is_space(s[i + 1]));
+}
+
+static int not_letter_at(const char *s, Py_ssize_t i, Py_ssize_t n) { return i >= n || !is_alpha(s[i]); }
+
+/* The ends of NUM at i the regex tries, in its order, into ends[4]; their count (0: no
+ * number there). The (?![A-Za-z]) of the nan and inf branches is applied here. */
+static int num_ends(const char *s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t *ends) {
+    int k = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+    if (i >= n) return 0;
+    char c = s[i];
+    if (is_digit(c) || c == '.') {  /* (?:\d++\.?\d*+|\.\d++)(?:[eE][-+]?\d++)?(?:#(?:QNAN|SNAN|IND|INF)\d*+)? */
+        Py_ssize_t j, dot = -1, e = -1, h = -1;
+        if (is_digit(c)) {
+            j = digits_end(s, i, n);
+            if (j < n && s[j] == '.') { dot = j; j = digits_end(s, j + 1, n); }
+        } else {
+            j = digits_end(s, i + 1, n);
+            if (j == i + 1) return 0;
+        }
+        Py_ssize_t m = j;
+        if (j < n && (s[j] == 'e' || s[j] == 'E')) {
+            Py_ssize_t q = j + 1;
+            if (q < n && (s[q] == '-' || s[q] == '+')) q++;
+            Py_ssize_t r = digits_end(s, q, n);
+            if (r > q) e = j = r;
+        }
+        if (j < n && s[j] == '#') {
+            const char *t = s + j + 1;
+            Py_ssize_t left = n - j - 1, len = 0;
+            if (left >= 4 && (memcmp(t, "QNAN", 4) == 0 || memcmp(t, "SNAN", 4) == 0)) len = 4;
+            else if (left >= 3 && (memcmp(t, "IND", 3) == 0 || memcmp(t, "INF", 3) == 0)) len = 3;
+            if (len) h = digits_end(s, j + 1 + len, n);
+        }
+        if (h >= 0) ends[k++] = h;
+        if (e >= 0) ends[k++] = e;
+        ends[k++] = m;
+        if (dot >= 0) ends[k++] = dot;  /* \.? given back: END then sees the '.', and fails */
+        return k;
+    }
+    if (i + 3 > n) return 0;
+    if ((((c == 'n' || c == 'N') && s[i + 1] == 'a' && (s[i + 2] == 'n' || s[i + 2] == 'N')) ||
+         memcmp(s + i, "NAN", 3) == 0)) {  /* (?:[nN]a[nN]|NAN)(?:\((?:ind|snan|IND)\)|\.0\b|x+\b)? */
+        Py_ssize_t b = i + 3, x = -1;
+        if (b < n && s[b] == '(') {
+            if (b + 5 <= n && (memcmp(s + b, "(ind)", 5) == 0 || memcmp(s + b, "(IND)", 5) == 0)) x = b + 5;
+            else if (b + 6 <= n && memcmp(s + b, "(snan)", 6) == 0) x = b + 6;
+        } else if (b + 1 < n && s[b] == '.' && s[b + 1] == '0') {
+            if (!(b + 2 < n && is_word(s[b + 2]))) x = b + 2;
+        } else if (b < n && s[b] == 'x') {
+            Py_ssize_t q = b;
+            while (q < n && s[q] == 'x') q++;
+            if (!(q < n && is_word(s[q]))) x = q;
+        }
+        if (x >= 0 && not_letter_at(s, x, n)) ends[k++] = x;
+        if (not_letter_at(s, b, n)) ends[k++] = b;
+        return k;
+    }
+    Py_ssize_t longer = -1;
+    if ((c == 'i' || c == 'I') && s[i + 1] == 'n' && s[i + 2] == 'f') {  /* [iI]nf(?:inity)? */
+        if (i + 8 <= n && memcmp(s + i + 3, "inity", 5) == 0) longer = i + 8;
+    } else if (memcmp(s + i, "INF", 3) == 0) {  /* INF(?:INITY)? */
+        if (i + 8 <= n && memcmp(s + i + 3, "INITY", 5) == 0) longer = i + 8;
+    } else {
+        return 0;
+    }
+    if (longer >= 0 && not_letter_at(s, longer, n)) ends[k++] = longer;
+    if (not_letter_at(s, i + 3, n)) ends[k++] = i + 3;
+    return k;
+}
+
+static int is_quote(char c) { return c == '\'' || c == '"'; }
+
+/* The rest of the pattern after a key ending at r: the value's span, the total's (-1 when
+ * none) and the match's end. Returns 0 when there is no match. */
+static int pair_tail(int mode, const char *s, Py_ssize_t r, Py_ssize_t n, Py_ssize_t *out) {
+    Py_ssize_t p = r, ends[4];
+    if (mode == 0) {
+        if (!(p < n && s[p] == ':')) return 0;
+        p = skip_spaces(s, p + 1, n);
+    } else if (mode == 1) {
+        p = skip_spaces(s, p, n);
+        if (!(p < n && s[p] == '=')) return 0;
+        p = skip_spaces(s, p + 1, n);
+    } else {
+        if (p < n && is_quote(s[p])) p++;
+        Py_ssize_t q = skip_spaces(s, p, n);
+        if (q < n && (s[q] == ':' || s[q] == '=')) p = skip_spaces(s, q + 1, n);
+        else if (q > p) p = q;
+        else return 0;
+        if (p < n && is_quote(s[p])) p++;
+        if (p < n && s[p] == '[') p++;
+        p = skip_spaces(s, p, n);
+        if (p + 7 <= n && memcmp(s + p, "tensor(", 7) == 0) p += 7;
+    }
+    int count = num_ends(s, p, n, ends);
+    for (int k = 0; k < count; k++) {
+        Py_ssize_t v = ends[k];
+        out[0] = p, out[1] = v, out[2] = out[3] = -1;
+        if (mode < 2) {
+            if (pair_end_ok(s, v, n)) { out[4] = v; return 1; }
+            continue;
+        }
+        Py_ssize_t q = skip_spaces(s, v, n), tb = -1;  /* (?:\s*[/]\s*(\d+))? */
+        if (q < n && s[q] == '/') {
+            Py_ssize_t ta = skip_spaces(s, q + 1, n);
+            tb = digits_end(s, ta, n);
+            if (tb > ta) out[2] = ta, out[3] = tb;
+            else tb = -1;
+        }
+        for (int with_total = tb >= 0; with_total >= 0; with_total--) {
+            Py_ssize_t t = with_total ? tb : v;
+            if (t < n && is_quote(s[t]) && pair_end_ok(s, t + 1, n)) { out[4] = t + 1; return 1; }
+            if (pair_end_ok(s, t, n)) { out[4] = t; return 1; }
+            out[2] = out[3] = -1;
+        }
+    }
+    return 0;
+}
+
+static int is_avg_key(char c) { return is_word(c) || c == '@'; }
+
+/* Mode 3 after a key ending at r: value span, average span, match end (out[0..4]). */
+static int value_avg_tail(const char *s, Py_ssize_t r, Py_ssize_t n, Py_ssize_t *out) {
+    Py_ssize_t p = r, ends[4], avg_ends[4];
+    if (p < n && s[p] == ':') p++;
+    Py_ssize_t q = skip_spaces(s, p, n);
+    if (q == p) return 0;
+    int count = num_ends(s, q, n, ends);
+    for (int k = 0; k < count; k++) {
+        Py_ssize_t v = ends[k], a = skip_spaces(s, v, n);
+        if (a == v || !(a < n && s[a] == '(')) continue;
+        a = skip_spaces(s, a + 1, n);
+        int avg_count = num_ends(s, a, n, avg_ends);
+        for (int j = 0; j < avg_count; j++) {
+            Py_ssize_t w = avg_ends[j], e = skip_spaces(s, w, n);
+            if (e < n && s[e] == ')') {
+                out[0] = q, out[1] = v, out[2] = a, out[3] = w, out[4] = e + 1;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Mode 3's matches from at: the next one's start, record (key, value, average spans) and end. */
+static int next_value_avg(const char *s, Py_ssize_t *at, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *rec) {
+    Py_ssize_t i = *at, tail[5];
+    while (i < n) {
+        if (!is_avg_key(s[i])) { i++; continue; }
+        Py_ssize_t p = i, r = p + 1;
+        while (r < n && is_avg_key(s[r])) r++;
+        i = r;  /* no later start in the run: (?<![\w@]) */
+        if (!is_alpha(s[p]) || (p > 0 && is_avg_key(s[p - 1])) || r - p > 128) continue;
+        if (!value_avg_tail(s, r, n, tail)) continue;
+        *start = p;
+        rec[0] = p, rec[1] = r, rec[2] = tail[0], rec[3] = tail[1], rec[4] = tail[2], rec[5] = tail[3];
+        *at = tail[4];
+        return 1;
+    }
+    *at = n;
+    return 0;
+}
+
+/* Mode 4's matches from at: the next one's start, value span and end. */
+static int next_lr(const char *s, Py_ssize_t *at, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *rec) {
+    Py_ssize_t ends[4];
+    while ((*at = find(s, n, *at, "LR:", 3)) >= 0) {
+        Py_ssize_t p = *at + 3, q = skip_spaces(s, p, n);
+        *at += 1;
+        if (q == p || num_ends(s, q, n, ends) == 0) continue;
+        *start = p - 3;
+        rec[0] = q, rec[1] = ends[0], rec[2] = rec[3] = rec[4] = rec[5] = -1;
+        *at = ends[0];
+        return 1;
+    }
+    *at = n;
+    return 0;
+}
+
+/* A small cache of key objects: keys repeat, and one object per distinct key keeps its
+ * hash computed once for the dict and set look-ups that follow. */
+#define KEY_CACHE 32
+typedef struct {
+    PyObject *item[KEY_CACHE];
+    int count, next;
+} KeyCache;
+
+static PyObject *cached_key(KeyCache *c, const char *a, Py_ssize_t len) {
+    for (int i = 0; i < c->count; i++) {
+        PyObject *k = c->item[i];
+        if (PyBytes_GET_SIZE(k) == len && memcmp(PyBytes_AS_STRING(k), a, len) == 0) { Py_INCREF(k); return k; }
+    }
+    PyObject *k = PyBytes_FromStringAndSize(a, len);
+    if (!k) return NULL;
+    int slot = c->count < KEY_CACHE ? c->count++ : (c->next++ % KEY_CACHE);
+    Py_XDECREF(c->item[slot]);
+    c->item[slot] = k;
+    Py_INCREF(k);
+    return k;
+}
+
+static PyObject *span_list(const char *s, const Py_ssize_t *rec, Py_ssize_t rows, int a, KeyCache *cache) {
+    PyObject *out = PyList_New(rows);
+    for (Py_ssize_t i = 0; out && i < rows; i++) {
+        const Py_ssize_t *row = rec + 6 * i;
+        PyObject *item;
+        if (row[a] < 0) { item = Py_None; Py_INCREF(item); }
+        else item = cache ? cached_key(cache, s + row[a], row[a + 1] - row[a])
+                          : PyBytes_FromStringAndSize(s + row[a], row[a + 1] - row[a]);
+        if (!item) { Py_CLEAR(out); break; }
+        PyList_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
+/* pair_split(text, mode) -> (match starts int64, one list of bytes (or None) per group): what
+ * re.split with the pattern of ``mode`` (see above) gives, as split_columns returns it. */
+static PyObject *pair_split(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int mode;
+    if (!PyArg_ParseTuple(args, "y*i", &view, &mode)) return NULL;
+    if (mode < 0 || mode > 4) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "unknown pair pattern");
+        return NULL;
+    }
+    const char *s = view.buf;
+    Py_ssize_t n = view.len, at = 0, rows = 0;
+    Buf pos = {0}, spans = {0};
+    int failed = 0;
+    PyThreadState *unlocked = PyEval_SaveThread();
+    while (mode >= 3 && at < n) {
+        Py_ssize_t start, rec[6];
+        if (!(mode == 3 ? next_value_avg(s, &at, n, &start, rec) : next_lr(s, &at, n, &start, rec))) break;
+        long long p64 = start;
+        if (buf_put(&pos, &p64, sizeof p64) < 0 || buf_put(&spans, rec, sizeof rec) < 0) { failed = 1; break; }
+        rows++;
+    }
+    while (mode < 3 && at < n) {
+        while (at < n && !(is_alpha(s[at]) || s[at] == '_')) at++;
+        if (at >= n) break;
+        Py_ssize_t p = at, r = p + 1, tail[5];
+        while (r < n && is_pair_key(s[r])) r++;
+        if (r - p > 128) {  /* only a start within 128 bytes of the run's end can match */
+            p = r - 128;
+            while (p < r && !(is_alpha(s[p]) || s[p] == '_')) p++;
+            if (p == r) { at = r; continue; }
+        }
+        if (!pair_tail(mode, s, r, n, tail)) { at = r; continue; }
+        long long p64 = p;
+        Py_ssize_t rec[6] = {p, r, tail[0], tail[1], tail[2], tail[3]};
+        if (buf_put(&pos, &p64, sizeof p64) < 0 || buf_put(&spans, rec, sizeof rec) < 0) { failed = 1; break; }
+        rows++;
+        at = tail[4];
+    }
+    PyEval_RestoreThread(unlocked);
+    PyObject *out = NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    } else {
+        static const int GROUPS[] = {2, 2, 3, 3, 1};
+        KeyCache cache = {{0}, 0, 0};
+        const Py_ssize_t *rec = (const Py_ssize_t *)spans.data;
+        PyObject *groups = PyList_New(GROUPS[mode]);
+        for (int g = 0; groups && g < GROUPS[mode]; g++) {  /* group 0 of modes 0-3: the key */
+            PyObject *column = span_list(s, rec, rows, 2 * g, g == 0 && mode < 4 ? &cache : NULL);
+            if (!column) Py_CLEAR(groups);
+            else PyList_SET_ITEM(groups, g, column);
+        }
+        for (int i = 0; i < cache.count; i++) Py_DECREF(cache.item[i]);
+        if (groups) out = Py_BuildValue("(NN)", buf_bytes(&pos), groups);
+    }
+    buf_free(&pos);
+    buf_free(&spans);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"caffe_iteration", caffe_iteration, METH_O, "Caffe `Iteration N ..., loss|lr = X` / `Testing net` lines."},
     {"caffe_output", caffe_output, METH_VARARGS, "Caffe `Train|Test net output #k: name = X` lines."},
     {"hf_dicts", hf_dicts, METH_O, "Hugging Face Trainer `{'loss': X, ...}` dict lines and their items."},
     {"last_bars", last_bars, METH_VARARGS, "The last tqdm bar update before each of many positions."},
     {"ffill", ffill, METH_VARARGS, "Forward-fill NaNs in a float64 buffer, in place."},
+    {"pair_split", pair_split, METH_VARARGS, "Metric pairs of a text as re.split with a pair pattern gives them."},
     {"format_rows", format_rows, METH_VARARGS, "The series' rows as CSV (as pyarrow.csv writes them) or JSON lines."},
     {NULL, NULL, 0, NULL},
 };
@@ -800,6 +1121,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
  * built from an older version of this file is not used. */
 PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddIntConstant(m, "ABI", 3) < 0) Py_CLEAR(m);
+    if (m && PyModule_AddIntConstant(m, "ABI", 4) < 0) Py_CLEAR(m);
     return m;
 }

@@ -22,7 +22,7 @@ from ._grammar import VAL, to_floats
 _NAN = float("nan")
 
 #: the interface version of logsleuth/_native.c this code expects
-NATIVE_ABI = 3
+NATIVE_ABI = 4
 
 try:  # the optional C extension (see logsleuth/_native.c); the regex path is the fallback
     from .. import _native as NATIVE

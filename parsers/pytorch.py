@@ -22,7 +22,7 @@ import numpy as np
 
 from ._base import Batch, Format, Rule, canonical
 from ._grammar import NUM
-from ._pairs import line_starts, pair_columns, pair_rows
+from ._pairs import line_starts, native_pattern, pair_columns, pair_rows
 from .generic import free_form_lines
 
 #: ``Acc@1  72.66 ( 72.10)``: AverageMeter pads both to their width (``:6.2f``); a key
@@ -30,6 +30,8 @@ from .generic import free_form_lines
 _VALUE_AVG = re.compile(rb"(?<![\w@])([A-Za-z][\w@]{0,127}+):?\s+(" + NUM.encode() + rb")\s+\(\s*(" + NUM.encode()
                         + rb")\s*\)")
 _LR = re.compile(rb"LR:\s+(" + NUM.encode() + rb")")
+native_pattern(_VALUE_AVG, 3)  # read by logsleuth/_native.c's pair_split where it is built
+native_pattern(_LR, 4)
 _NOISE = frozenset({"time", "data", "bw"})
 
 
