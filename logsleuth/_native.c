@@ -795,6 +795,8 @@ done:
  *   mode 3  (?<![\w@])([A-Za-z][\w@]{0,127}+):?\s+(NUM)\s+\(\s*(NUM)\s*\)
  *                                           parsers/pytorch.py _VALUE_AVG
  *   mode 4  LR:\s+(NUM)                     parsers/pytorch.py _LR
+ *   mode 5  (?<!\d)(\d+)/(\d+)(?= \[[=>.]*\]| - | (?:\xe2\x94\x81)+ )
+ *                                           parsers/keras.py _COUNT
  * KEY = [A-Za-z_][\w.@/\-]{0,127}+, END = (?![a-z0-9_/.]|:[^\s]).
  *
  * Why a hand-written matcher gives the regex's matches:
@@ -1004,6 +1006,40 @@ static int next_lr(const char *s, Py_ssize_t *at, Py_ssize_t n, Py_ssize_t *star
     return 0;
 }
 
+/* (?= \[[=>.]*\]| - | (?:\xe2\x94\x81)+ ) at b: what follows a Keras bar's count */
+static int keras_bar_after(const char *s, Py_ssize_t b, Py_ssize_t n) {
+    if (!(b < n && s[b] == ' ')) return 0;
+    Py_ssize_t k = b + 1;
+    if (k < n && s[k] == '[') {
+        for (k++; k < n && (s[k] == '=' || s[k] == '>' || s[k] == '.'); k++) {}
+        return k < n && s[k] == ']';
+    }
+    if (k + 1 < n && s[k] == '-' && s[k + 1] == ' ') return 1;
+    Py_ssize_t q = k;
+    while (q + 3 <= n && memcmp(s + q, "\xe2\x94\x81", 3) == 0) q += 3;
+    return q > k && q < n && s[q] == ' ';
+}
+
+/* Mode 5's matches from at: the next one's start, count and total spans, and end. Every
+ * match has a '/' between its digit runs (no match starts in a digit run: (?<!\d)). */
+static int next_count(const char *s, Py_ssize_t *at, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *rec) {
+    Py_ssize_t i = *at;
+    while (i < n) {
+        const char *slash = memchr(s + i, '/', n - i);
+        if (!slash) break;
+        Py_ssize_t a = slash - s, p = a, b = digits_end(s, a + 1, n);
+        while (p > i && is_digit(s[p - 1])) p--;
+        i = a + 1;
+        if (p == a || b == a + 1 || (p > 0 && is_digit(s[p - 1])) || !keras_bar_after(s, b, n)) continue;
+        *start = p;
+        rec[0] = p, rec[1] = a, rec[2] = a + 1, rec[3] = b, rec[4] = rec[5] = -1;
+        *at = b;
+        return 1;
+    }
+    *at = n;
+    return 0;
+}
+
 /* A small cache of key objects: keys repeat, and one object per distinct key keeps its
  * hash computed once for the dict and set look-ups that follow. */
 #define KEY_CACHE 32
@@ -1046,7 +1082,7 @@ static PyObject *pair_split(PyObject *self, PyObject *args) {
     Py_buffer view;
     int mode;
     if (!PyArg_ParseTuple(args, "y*i", &view, &mode)) return NULL;
-    if (mode < 0 || mode > 4) {
+    if (mode < 0 || mode > 5) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "unknown pair pattern");
         return NULL;
@@ -1058,7 +1094,8 @@ static PyObject *pair_split(PyObject *self, PyObject *args) {
     PyThreadState *unlocked = PyEval_SaveThread();
     while (mode >= 3 && at < n) {
         Py_ssize_t start, rec[6];
-        if (!(mode == 3 ? next_value_avg(s, &at, n, &start, rec) : next_lr(s, &at, n, &start, rec))) break;
+        if (!(mode == 3 ? next_value_avg(s, &at, n, &start, rec) : mode == 4 ? next_lr(s, &at, n, &start, rec)
+                                                                             : next_count(s, &at, n, &start, rec))) break;
         long long p64 = start;
         if (buf_put(&pos, &p64, sizeof p64) < 0 || buf_put(&spans, rec, sizeof rec) < 0) { failed = 1; break; }
         rows++;
@@ -1085,12 +1122,12 @@ static PyObject *pair_split(PyObject *self, PyObject *args) {
     if (failed) {
         PyErr_NoMemory();
     } else {
-        static const int GROUPS[] = {2, 2, 3, 3, 1};
+        static const int GROUPS[] = {2, 2, 3, 3, 1, 2}, CACHED[] = {0, 0, 0, 0, -1, 1};  /* keys; totals */
         KeyCache cache = {{0}, 0, 0};
         const Py_ssize_t *rec = (const Py_ssize_t *)spans.data;
         PyObject *groups = PyList_New(GROUPS[mode]);
-        for (int g = 0; groups && g < GROUPS[mode]; g++) {  /* group 0 of modes 0-3: the key */
-            PyObject *column = span_list(s, rec, rows, 2 * g, g == 0 && mode < 4 ? &cache : NULL);
+        for (int g = 0; groups && g < GROUPS[mode]; g++) {
+            PyObject *column = span_list(s, rec, rows, 2 * g, g == CACHED[mode] ? &cache : NULL);
             if (!column) Py_CLEAR(groups);
             else PyList_SET_ITEM(groups, g, column);
         }

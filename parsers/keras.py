@@ -16,11 +16,12 @@ from typing import Iterator
 import numpy as np
 
 from ._base import Batch, Columns, Format, KV_STYLES, Rule, canonical
-from ._pairs import line_starts, pair_columns, pair_rows
+from ._pairs import line_starts, native_pattern, pair_columns, pair_rows
 
 #: the batch counter of a bar: Keras 2 ``12/25 [===>...]``, Keras 3 ``12/25 ━━━━━━━━`` (U+2501
 #: glyphs), verbose=2 ``25/25 - 0s - ...``
 _COUNT = re.compile(rb"(?<!\d)(\d+)/(\d+)(?= \[[=>.]*\]| - | (?:\xe2\x94\x81)+ )")
+native_pattern(_COUNT, 5)  # read by logsleuth/_native.c's pair_split where it is built
 _KV = KV_STYLES["colon"]
 _SKIP = frozenset({"eta"})
 

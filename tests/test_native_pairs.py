@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logsleuth.parsers import _pairs, pytorch
+from logsleuth.parsers import _pairs, keras, pytorch
 from logsleuth.parsers._base import _KV_ANY, KV_STYLES
 from logsleuth.parsers._pairs import split_columns, split_regex
 
@@ -17,7 +17,7 @@ from .conftest import FIXTURES, REAL_LOGS
 
 pytestmark = pytest.mark.skipif(_pairs.NATIVE is None, reason="the C extension is not built")
 NATIVE_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": _KV_ANY,
-                   "value-avg": pytorch._VALUE_AVG, "lr": pytorch._LR}
+                   "value-avg": pytorch._VALUE_AVG, "lr": pytorch._LR, "keras-count": keras._COUNT}
 
 _KEYS = ["loss", "lr", "Acc@1", "val_loss", "s0.loss_cls", "losses/total", "grad-norm", "_x", "a", "B", "eta",
          "k" * 127, "k" * 128, "K" * 129, "9" * 130 + "loss", "q" * 200, "tensor", "x"]
@@ -30,7 +30,7 @@ _NUMBERS = ["0", "12", "0.5", "-1e-3", "+2.5E+10", ".5", "5.", "1e", "1e+", "1.5
             "Infinity", "infinity", "INFINITY", "INFinity", "infinit", "infx", "INFO", "+inf", "44.41Batch",
             "1.5:", "2:x", "0.5/", "3/10", "3 / 10", "3/", "12/25x", "1,000"]
 _OTHER = ["LR:", "LR: ", " (", " ( ", ")", " )", "\x00", "é", "\xff", "━", "x", "_", "1", "e", "E", "#",
-          "Iteration", "Epoch"]
+          "Iteration", "Epoch", "12/25 [===>.]", "25/25 - ", "3/10 ━━ ", "1/2 ━", " [==>..]", "[=", "12/"]
 _TOKENS = st.sampled_from(_KEYS + _SEPARATORS + _NUMBERS + _OTHER)
 
 
@@ -81,7 +81,8 @@ def test_what_the_regex_backtracks_into() -> None:
              b"Loss 2.6e+00 (2.6e+00)", b"Acc@1   0.00 (  0.11)", b"x_Loss 1 (2)", b"_Loss 1 (2)", b"Loss: 1 ( nan )",
              b"Loss 1.#INF (1.#INFx)", b"Loss 1.#INF(2)", b"Loss 1.5E (2)", b"LR: 1e-4", b"LR:1", b"LR:  nanx",
              b"loss: nan(snan)", b"loss:\n1", b"loss = \r 2", b"loss=", b"loss", b"", b"x" * 300 + b":1",
-             b"_" * 129 + b"=2"]
+             b"_" * 129 + b"=2", "12/25/30 - 3/4 ━━━ 5/6 ━━x 7/8 [=>.] 9/9 [=x]".encode(), b"1/2 -  ",
+             b"a1/2 - "]
     for text in cases:
         for name, rx in NATIVE_PATTERNS.items():
             assert same_split(rx, text), (name, text)
@@ -95,7 +96,7 @@ def test_every_key_separator_number_and_tail() -> None:
     keys = ["loss", "'val_loss", "k" * 128, "9loss"]
     separators = [a + b for a in _SEPARATORS[:20] for b in ["", " ", "'", "[", "tensor("]]
     tails = ["", " ", ":", ": ", "x", "X", "'", "'x", "/", "/3", " / 4'", "/5x", ".", ",", "(", "\x00", " (1)",
-             " ( nan )", "(2) ", " (1.#INFx)", " (3", " LR: 1"]
+             " ( nan )", "(2) ", " (1.#INFx)", " (3", " LR: 1", "/25 [==>.]", "/3 - ", "/4 ━━ "]
     text = b"\x00".join(_encode(list(parts)) for parts in itertools.product(keys, separators, _NUMBERS, tails))
     for name, rx in NATIVE_PATTERNS.items():
         assert same_split(rx, text), name
