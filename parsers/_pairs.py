@@ -13,7 +13,7 @@ The result is what :func:`read_pairs` gives payload by payload, input bounds inc
 (the first ``MAX_PAIRS`` pairs of the first ``MAX_LINE_BYTES`` bytes of each payload).
 The pattern runs in C where ``logsleuth._native`` implements it (``pair_split``: the
 colon, equals and free-form ``_KV_ANY`` patterns, PyTorch's value (average) and ``LR:``
-patterns), about five times faster than ``re``, which tries a pattern without a literal
+patterns, Keras's batch counter), several times faster than ``re``, which tries a pattern without a literal
 prefix at every byte; its output is the ``re.split`` path's (``tests/test_native_pairs.py``).
 
 Payloads are joined with a NUL byte, which no pair pattern may match (checked in
@@ -40,7 +40,7 @@ _NATIVE_MODES: dict["re.Pattern[bytes]", int] = {KV_STYLES["colon"]: 0, KV_STYLE
 
 def native_pattern(rx: "re.Pattern[bytes]", mode: int) -> None:
     """Have ``split_columns`` read ``rx`` with ``pair_split``'s ``mode`` (a format's own
-    pattern, registered by its module: PyTorch's ``_VALUE_AVG`` and ``_LR``)."""
+    pattern, registered by its module: PyTorch's ``_VALUE_AVG`` and ``_LR``, Keras's ``_COUNT``)."""
     _NATIVE_MODES[rx] = mode
 
 
