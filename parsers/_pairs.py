@@ -16,8 +16,11 @@ colon, equals and free-form ``_KV_ANY`` patterns, PyTorch's value (average) and 
 patterns, Keras's batch counter), several times faster than ``re``, which tries a pattern without a literal
 prefix at every byte; its output is the ``re.split`` path's (``tests/test_native_pairs.py``).
 
-Payloads are joined with a NUL byte, which no pair pattern may match (checked in
-``tests/test_pairs.py``): a match cannot run from one payload into the next.
+Payloads are joined with a newline and a NUL byte: no pair pattern matches a NUL, so a
+match cannot run from one payload into the next, and the newline before it makes the end
+of a payload look like the end of a line to the patterns' lookaheads (``_END`` refuses a
+number followed by ``:`` and a non-space: ``loss:0.5:`` at a payload's end is a pair, as
+it is read alone). Checked in ``tests/test_pairs.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ._base import _KV_ANY, KV_STYLES, PHASE_CODES, UNREADABLE, Batch, Columns, 
 from ._columns import NATIVE
 from ._grammar import to_floats
 
-_SEP = b"\x00"
+_SEP = b"\n\x00"
 #: the pair patterns logsleuth/_native.c's ``pair_split`` implements, by its mode number
 _NATIVE_MODES: dict["re.Pattern[bytes]", int] = {KV_STYLES["colon"]: 0, KV_STYLES["equals"]: 1, _KV_ANY: 2}
 
@@ -62,7 +65,7 @@ def pair_columns(rx: "re.Pattern[bytes]", payloads: Sequence[bytes],
     if not payloads:
         return np.zeros(0, np.int64), [[] for _ in range(rx.groups)]
     payloads = _cut_long(payloads, capped)
-    ends = np.cumsum(np.fromiter(map(len, payloads), np.int64, len(payloads)) + 1)
+    ends = np.cumsum(np.fromiter(map(len, payloads), np.int64, len(payloads)) + len(_SEP))
     starts, groups = split_columns(rx, _SEP.join(payloads))
     owner = np.searchsorted(ends, starts, side="right")
     return _cap_pairs(owner, groups, capped)

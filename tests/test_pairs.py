@@ -34,6 +34,11 @@ def _by_columns(rx, payloads):
     return out
 
 
+def test_a_payload_ends_like_a_line() -> None:
+    """``_END`` sees the payload's end as the end of a line (found by the test below)."""
+    assert _by_columns(_KV_ANY, [b"loss:0.5:", b""]) == _by_line(_KV_ANY, [b"loss:0.5:", b""]) == [[(b"loss", b"0.5", None)], []]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_PAYLOAD, max_size=12), st.sampled_from(sorted(PAIR_PATTERNS)))
 def test_columns_match_line_by_line(payloads, pattern) -> None:
@@ -44,9 +49,9 @@ def test_columns_match_line_by_line(payloads, pattern) -> None:
 
 
 def test_no_pair_pattern_matches_the_separator() -> None:
-    """Payloads are joined with NUL: no pair pattern may run across it."""
+    """Payloads are joined with a newline and a NUL: no pair pattern may run across it."""
     for name, rx in PAIR_PATTERNS.items():
-        for sample in (b"loss:\x000.5", b"loss=\x000.5", b"loss \x000.5", b"Loss 1.0 (\x002.0)", b"LR:\x001e-4",
+        for sample in (b"loss:\n\x000.5", b"loss \n\x000.5", b"loss:\x000.5", b"loss=\x000.5", b"loss \x000.5", b"Loss 1.0 (\x002.0)", b"LR:\x001e-4",
                        b"12/\x0025 - ", b"'a': '\x00b'"):
             assert all(b"\x00" not in (g or b"") for m in rx.finditer(sample) for g in m.groups()), name
 
