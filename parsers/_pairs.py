@@ -151,15 +151,13 @@ def pair_rows(out: Batch, pos: np.ndarray, owner: np.ndarray, keys: list, values
     else:
         by_code = np.array([PHASE_CODES[phase_of(n)] for n in names] + [0, 0], np.int8)
         phases = by_code[codes]
-    out.arrays.append(Columns(at, _take(step, where), codes, names, value, phases, _take(epoch, where, None),
-                              _take(total, where, None), _take(it, where, None)))
+    out.arrays.append(Columns(at, np.full(len(where), np.nan) if step is None else step[where], codes, names, value,
+                              phases, _take(epoch, where), _take(total, where), _take(it, where)))
     return kept
 
 
-def _take(column: np.ndarray | None, where: np.ndarray, blank: object = "nan") -> np.ndarray | None:
-    if column is None:
-        return np.full(len(where), np.nan) if blank == "nan" else None
-    return column[where]
+def _take(column: np.ndarray | None, where: np.ndarray) -> np.ndarray | None:
+    return None if column is None else column[where]
 
 
 def line_starts(chunk: bytes, positions: np.ndarray) -> np.ndarray:
@@ -196,8 +194,8 @@ def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mappi
         found = list(matches)
         if not found:
             return
-        pos = np.fromiter((m.start() for m in found), np.int64, len(found))
-        position = {g: _group_floats(found, g) for g in ("step", "epoch", "iter", "total")}
+        pos = match_starts(found)
+        position = {g: group_floats(found, g) for g in ("step", "epoch", "iter", "total")}
         owner, (keys, values) = pair_columns(kv_rx, [m.group("payload") for m in found], out.capped)
         out.unparsed += pos[np.setdiff1d(np.arange(len(found)), owner)].tolist()
         if steps and len(owner):
@@ -211,8 +209,19 @@ def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mappi
     return handle
 
 
-def _group_floats(found: list[re.Match[bytes]], group: str) -> np.ndarray:
+def match_starts(found: list[re.Match[bytes]]) -> np.ndarray:
+    """The start of each match, as an int64 array."""
+    return np.fromiter((m.start() for m in found), np.int64, len(found))
+
+
+def group_floats(found: list[re.Match[bytes]], group: "int | str") -> np.ndarray:
     """Group ``group`` of each match as a number (NaN where absent or not in the pattern)."""
-    if group not in found[0].re.groupindex:
+    if isinstance(group, str) and group not in found[0].re.groupindex:
         return np.full(len(found), np.nan)
     return np.array([float(g) if (g := m.group(group)) else np.nan for m in found], np.float64)
+
+
+def add_markers(out: Batch, pos: np.ndarray, step: np.ndarray, epoch: np.ndarray) -> None:
+    """Markers (no row: they only carry the step and epoch forward) at ``pos``."""
+    n = len(pos)
+    out.arrays.append(Columns(pos, step, np.full(n, -1, np.int32), [], np.full(n, np.nan), "train", epoch))

@@ -19,7 +19,7 @@ from ..bounds import MAX_LINE_BYTES
 from ._base import (_KV_ANY, _WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
                     canonical)
 from ._grammar import to_floats
-from ._pairs import line_ends, line_starts, pair_columns, pair_rows
+from ._pairs import line_ends, line_starts, match_starts, pair_columns, pair_rows
 
 
 #: a loss with something like a number after it: a line we should have read ("possible",
@@ -33,7 +33,7 @@ def lines_with_metrics(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     found = list(matches)
     if found:
         chunk = found[0].string
-        starts = np.unique(line_starts(chunk, np.fromiter((m.start() for m in found), np.int64, len(found))))
+        starts = np.unique(line_starts(chunk, match_starts(found)))
         free_form_lines(chunk, starts, out)
 
 

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ._base import Batch, Columns, Format, KV_STYLES, Rule, canonical
-from ._pairs import line_starts, native_pattern, pair_columns, pair_rows
+from ._base import Batch, Format, KV_STYLES, Rule, canonical
+from ._pairs import add_markers, group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
 
 #: the batch counter of a bar: Keras 2 ``12/25 [===>...]``, Keras 3 ``12/25 ━━━━━━━━`` (U+2501
 #: glyphs), verbose=2 ``25/25 - 0s - ...``
@@ -29,15 +29,13 @@ _SKIP = frozenset({"eta"})
 def _epoch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """The epoch marker; ``Epoch 1/N`` once training has begun is a new attempt (``fit``
     starts again from the first epoch: a re-queued job appending to the same log)."""
-    found = [(m.start(), m.group(1)) for m in matches]
+    found = list(matches)
     if not found:
         return
-    pos = np.fromiter((p for p, _ in found), np.int64, len(found))
-    epoch = np.array([e for _, e in found], np.float64)
+    pos, epoch = match_starts(found), group_floats(found, 1)
     for p in pos[epoch == 1].tolist():
         out.event(p, "restart", cause="start")
-    out.arrays.append(Columns(pos, np.full(len(pos), np.nan), np.full(len(pos), -1, np.int32), [],
-                              np.full(len(pos), np.nan), "train", epoch))
+    add_markers(out, pos, np.full(len(pos), np.nan), epoch)
 
 
 def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
@@ -46,7 +44,7 @@ def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     found = list(matches)
     if not found:
         return
-    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    pos = match_starts(found)
     it, total = _counts(found[0].string, pos)
     owner, (keys, values) = pair_columns(_KV, [m.group(1) for m in found], out.capped)
     pair_rows(out, pos, owner, keys, values, _name, it=it, total=total)

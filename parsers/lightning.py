@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ._base import KV_STYLES, Batch, Columns, Format, Rule, canonical
-from ._pairs import pair_columns, pair_rows
+from ._base import KV_STYLES, Batch, Format, Rule, canonical
+from ._pairs import add_markers, group_floats, match_starts, pair_columns, pair_rows
 
 _KV = KV_STYLES["equals"]
 _RICH_KV = KV_STYLES["colon"]
@@ -49,9 +49,9 @@ def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, k
     """One record per bar update, column-wise: step = epoch * total + batch, a row per
     postfix pair (``v_num`` left out), a marker for an update without pairs. With
     ``running_mean``, a bar's own ``loss`` beside a logged ``train_loss`` is ``loss_avg``."""
-    epoch, it, total = (np.array([int(m.group(g)) for m in found], np.float64) for g in head)
+    epoch, it, total = (group_floats(found, g) for g in head)
     step = epoch * total + it
-    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    pos = match_starts(found)
     owner, (keys, values) = pair_columns(kv, payloads, out.capped)
     if running_mean and len(owner):
         logged = np.zeros(len(found), bool)
@@ -60,8 +60,7 @@ def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, k
     kept = pair_rows(out, pos, owner, keys, values, _name, step=step, epoch=epoch)
     bare = np.setdiff1d(np.arange(len(found)), owner[kept])  # an update without metrics still gives its step
     if len(bare):
-        out.arrays.append(Columns(pos[bare], step[bare], np.full(len(bare), -1, np.int32), [],
-                                  np.full(len(bare), np.nan), "train", epoch[bare]))
+        add_markers(out, pos[bare], step[bare], epoch[bare])
 
 
 #: the bar's running mean, keyed apart from a logged ``loss``

@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from ._base import KV_STYLES, Batch, Format, Rule, canonical, is_noise
-from ._pairs import pair_columns, pair_rows
+from ._pairs import group_floats, match_starts, pair_columns, pair_rows
 
 _KV = KV_STYLES["colon"]
 
@@ -22,7 +22,7 @@ def _records(found: list[re.Match[bytes]], out: Batch, step: np.ndarray, epoch: 
              payload: int) -> None:
     """The ``key: value`` pairs of each line's ``payload`` group as rows, column-wise
     (bookkeeping left out; eval metrics named ``eval_*``)."""
-    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    pos = match_starts(found)
     owner, (keys, values) = pair_columns(_KV, [m.group(payload) for m in found], out.capped)
     pair_rows(out, pos, owner, keys, values, _EVAL_NAME if phase == "eval" else _TRAIN_NAME, step=step, epoch=epoch,
               phase=phase)
@@ -40,16 +40,12 @@ def _named(eval_phase: bool):
 _TRAIN_NAME, _EVAL_NAME = _named(False), _named(True)
 
 
-def _ints(found: list[re.Match[bytes]], group: int) -> np.ndarray:
-    return np.array([float(m.group(group)) if m.group(group) else np.nan for m in found], np.float64)
-
-
 def _epoch_line(phase: str):
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         found = list(matches)
         if not found:
             return
-        epoch, it, total = _ints(found, 1), _ints(found, 2), _ints(found, 3)
+        epoch, it, total = group_floats(found, 1), group_floats(found, 2), group_floats(found, 3)
         step = (epoch - 1) * total + it if phase == "train" else np.full(len(found), np.nan)
         _records(found, out, step, epoch, phase, 4)
     return handle
@@ -59,7 +55,7 @@ def _iter_line(phase: str):
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         found = list(matches)
         if found:
-            step = _ints(found, 1) if phase == "train" else np.full(len(found), np.nan)
+            step = group_floats(found, 1) if phase == "train" else np.full(len(found), np.nan)
             _records(found, out, step, None, phase, 2)
     return handle
 

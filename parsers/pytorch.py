@@ -22,7 +22,7 @@ import numpy as np
 
 from ._base import Batch, Format, Rule, canonical
 from ._grammar import NUM
-from ._pairs import line_starts, native_pattern, pair_columns, pair_rows
+from ._pairs import group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
 from .generic import free_form_lines
 
 #: ``Acc@1  72.66 ( 72.10)``: AverageMeter pads both to their width (``:6.2f``); a key
@@ -43,7 +43,7 @@ def _avg_rows(found: list[re.Match[bytes]], out: Batch, prefix: str = "", *, ste
     """``Key value (average)`` pairs of each match's ``payload`` group -> rows ``name`` (the
     value) and ``name_avg`` (the running average: a nan average shows a nan batch that was
     not the printed one), column-wise; with ``lr``, timm's plain ``LR: value`` too."""
-    pos = np.fromiter((m.start() for m in found), np.int64, len(found))
+    pos = match_starts(found)
     payloads = [m.group(payload) for m in found]
     owner, (keys, values, averages) = pair_columns(_VALUE_AVG, payloads, out.capped)
     # value and average of a pair side by side, the average keyed "<key> (avg)"
@@ -73,7 +73,7 @@ def _avg_name(key: bytes, prefix: str) -> "str | None":
 
 def _positions(found: list[re.Match[bytes]]) -> tuple[np.ndarray, np.ndarray]:
     """(step, epoch) of ``Epoch: [e][i/n]``-style heads: step = e * n + i."""
-    epoch, it, total = (np.array([int(m.group(g)) for m in found], np.float64) for g in (1, 2, 3))
+    epoch, it, total = (group_floats(found, g) for g in (1, 2, 3))
     return epoch * total + it, epoch
 
 
@@ -150,7 +150,7 @@ def _free_form_unclaimed(matches: Iterator[re.Match[bytes]], out: Batch) -> None
     if not found:
         return
     chunk = found[0].string
-    first = np.fromiter((m.start() for m in found), np.int64, len(found))
+    first = match_starts(found)
     starts, index = np.unique(line_starts(chunk, first), return_index=True)
     first = first[index]
     claimed = np.array(sorted(s for _, s, _ in _CLAIMED_GATE.find_matches_as_indexes(chunk)), np.int64)
