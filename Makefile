@@ -81,6 +81,7 @@ clean:
 # torch==2.13.0 first (the CPU wheel on local disk), then the frameworks, so none pulls another torch.
 FWVENV = .venv-frameworks
 FWHF4  = .venv-frameworks-hf4
+FWTF   = .venv-frameworks-tf
 
 $(FWVENV)/bin/python: corpus/frameworks/requirements.txt
 	$(PYTHON) -m venv $(FWVENV)
@@ -94,8 +95,23 @@ $(FWHF4)/bin/python: corpus/frameworks/requirements-hf4.txt
 	$(FWHF4)/bin/pip install --quiet -r corpus/frameworks/requirements-hf4.txt
 	touch $(FWHF4)/bin/python
 
+# TensorFlow (families tf, keras_tf); torch too, for corpus/frameworks/common.py
+$(FWTF)/bin/python: corpus/frameworks/requirements-tf.txt
+	$(PYTHON) -m venv $(FWTF)
+	$(FWTF)/bin/pip install --quiet torch==2.13.0
+	$(FWTF)/bin/pip install --quiet -r corpus/frameworks/requirements-tf.txt
+	touch $(FWTF)/bin/python
+
+# TRL, Accelerate and mmengine (families trl, accelerate, mmengine)
+FWEXTRA = .venv-frameworks-extra
+$(FWEXTRA)/bin/python: corpus/frameworks/requirements-extra.txt
+	$(PYTHON) -m venv $(FWEXTRA)
+	$(FWEXTRA)/bin/pip install --quiet torch==2.13.0
+	$(FWEXTRA)/bin/pip install --quiet -r corpus/frameworks/requirements-extra.txt
+	touch $(FWEXTRA)/bin/python
+
 .PHONY: corpus-frameworks corpus-frameworks-check
-corpus-frameworks: $(FWVENV)/bin/python $(FWHF4)/bin/python
+corpus-frameworks: $(FWVENV)/bin/python $(FWHF4)/bin/python $(FWTF)/bin/python $(FWEXTRA)/bin/python
 	nice -n 10 $(FWVENV)/bin/python -m corpus.frameworks.build --out corpus/framework_runs
 
 corpus-frameworks-check: venv

@@ -63,14 +63,6 @@ OTHER = {
     "tf_rnntspeechrecognition_26.log": ("H001", "the pasted part is a normal start"),
 }
 NAN_FAILURES = {"X101", "N201", "N202", "L301", "F502", "N203"}
-#: injected cause names of the corpora -> catalog cause codes (top-1 cause scoring)
-CAUSE_CODES = {"lr_far_too_high": "C01", "lr_too_high_gradual": "C01", "rnn_no_clip": "C02",
-               "loss_weight_too_large": "C03", "unnormalised_input": "C04", "bad_init": "C05",
-               "unsafe_log": "C06", "label_count_zero": "C07", "softmax_overflow": "C08",
-               "corrupt_sample": "C09", "fp16_collapse": "C10", "lr_far_too_low": "C12", "dead_network": "C12",
-               "fp16_benign": "C15"}
-
-
 def effective(verdict) -> str:  # type: ignore[no-untyped-def]
     return verdict.shape if verdict.code == "N203" and verdict.shape else verdict.code
 
@@ -139,12 +131,26 @@ def load_features(rows: list[dict[str, str]]) -> list[dict]:
 # ---- folds ---------------------------------------------------------------------------
 
 class Fold:
-    """A model fitted on some rows, judging others with the whole verdict (guards + model)."""
+    """A model fitted on some rows, judging others with the whole verdict (guards + model),
+    and a cause model fitted on the same rows, ranking their causes."""
 
     def __init__(self, rows: list[dict], feats: list[dict]) -> None:
-        from logsleuth.train import fit_rows, forest_of
+        from logsleuth.train import fit_causes, fit_rows, forest_of
 
         self.forest = forest_of(fit_rows(rows, [f["features"] for f in feats]))
+        causes = fit_causes(rows, [f["features"] for f in feats])
+        self.causes = forest_of(causes) if causes is not None else None
+
+    def ranked(self, verdicts: list, feats: list[dict]) -> list[list[str]]:
+        """Each verdict's cause codes, best first, ranked with this fold's cause model."""
+        import logsleuth.explain as explain
+
+        saved = explain.load_cause_model
+        explain.load_cause_model = lambda: self.causes  # type: ignore[assignment]
+        try:
+            return [[c.code for c in explain.rank_causes(v, f["features"], f["format"])] for v, f in zip(verdicts, feats)]
+        finally:
+            explain.load_cause_model = saved
 
     def verdicts(self, feats: list[dict]) -> list:
         import logsleuth.classify as classify
@@ -157,8 +163,9 @@ class Fold:
             classify.load_model = saved
 
 
-def score(title: str, rows: list[dict], feats: list[dict], verdicts: list, quiet: bool = True) -> dict:
-    from logsleuth.explain import rank_causes
+def score(title: str, rows: list[dict], feats: list[dict], verdicts: list, ranked: list[list[str]],
+          quiet: bool = True) -> dict:
+    from logsleuth.train import CAUSE_CODES
 
     pairs = [(r["signature"], r["signature"] if correct(r["signature"], v) else v.code) for r, v in zip(rows, verdicts)]
     acc = confusion(pairs, title, quiet)
@@ -166,14 +173,13 @@ def score(title: str, rows: list[dict], feats: list[dict], verdicts: list, quiet
                        and v.code in NAN_FAILURES)
     conf = [(v.confidence, correct(r["signature"], v)) for r, v in zip(rows, verdicts)]
     top1 = top3 = known = 0
-    for r, v, f in zip(rows, verdicts, feats):
+    for r, v, causes in zip(rows, verdicts, ranked):
         want = CAUSE_CODES.get(r.get("cause", ""))
         if want is None or v.benign or v.code == "I000" or r["signature"] in ("H001",):
             continue
-        ranked = [c.code for c in rank_causes(v, f["features"], f["format"])]
         known += 1
-        top1 += bool(ranked[:1] == [want])
-        top3 += want in ranked[:3]
+        top1 += bool(causes[:1] == [want])
+        top3 += want in causes[:3]
     print(f"   healthy/stalled called a failure: {false_alarms}; ECE {ece(conf):.3f}; "
           f"top-1 cause {top1}/{known}, top-3 {top3}/{known}")
     return {"n": len(rows), "accuracy": acc, "false_alarms": false_alarms, "ece": ece(conf),
@@ -221,16 +227,23 @@ def real_logs(root: Path, fold: Fold | None) -> dict:
     return {"accuracy": accuracy, "n": len(main), "false_alarms": bad}
 
 
-def out_of_fold(rows: list[dict], feats: list[dict], key) -> list:  # type: ignore[no-untyped-def]
-    """Every row's verdict from a model fitted without the rows sharing its ``key``."""
+def out_of_fold(rows: list[dict], feats: list[dict], key) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    """Every row's verdict and ranked causes from models fitted without the rows sharing its ``key``."""
     verdicts: list = [None] * len(rows)
+    ranked: list = [None] * len(rows)
     for value in sorted({key(r) for r in rows}):
         inside = [i for i, r in enumerate(rows) if key(r) == value]
         outside = [i for i, r in enumerate(rows) if key(r) != value]
         fold = Fold([rows[i] for i in outside], [feats[i] for i in outside])
-        for i, v in zip(inside, fold.verdicts([feats[i] for i in inside])):
-            verdicts[i] = v
-    return verdicts
+        judged = fold.verdicts([feats[i] for i in inside])
+        for i, v, causes in zip(inside, judged, fold.ranked(judged, [feats[i] for i in inside])):
+            verdicts[i], ranked[i] = v, causes
+    return verdicts, ranked
+
+
+def judge(fold: Fold, feats: list[dict]) -> tuple[list, list]:
+    verdicts = fold.verdicts(feats)
+    return verdicts, fold.ranked(verdicts, feats)
 
 
 def framework_key(row: dict) -> str:
@@ -276,19 +289,23 @@ def main(argv: list[str] | None = None) -> int:
     held = [i for i, r in enumerate(rows) if r["split"] == "heldout" and is_run[i]]
     dev = score("random split, framework runs (dev: every framework seen)", [rows[i] for i in held],
                 [feats[i] for i in held],
-                Fold([rows[i] for i in train], [feats[i] for i in train]).verdicts([feats[i] for i in held]),
+                *judge(Fold([rows[i] for i in train], [feats[i] for i in train]), [feats[i] for i in held]),
                 quiet=False)
-    verdicts = out_of_fold(rows, feats, framework_key)
+    verdicts, ranked = out_of_fold(rows, feats, framework_key)
     confidences = calibrate(rows, feats, verdicts, args.calibrate)
     runs = [i for i in range(len(rows)) if is_run[i]]
     for value in sorted({framework_key(rows[i]) for i in runs}):
         inside = [i for i in runs if framework_key(rows[i]) == value]
-        score(f"leave-one-framework-out: {value} unseen", *_pick(rows, feats, verdicts, inside))
+        score(f"leave-one-framework-out: {value} unseen", *_pick(rows, feats, verdicts, ranked, inside))
     lofo = score("leave-one-framework-out, framework runs pooled (the figure that counts)",
-                 *_pick(rows, feats, verdicts, runs), quiet=False)
+                 *_pick(rows, feats, verdicts, ranked, runs), quiet=False)
+    for i in runs:
+        if not correct(rows[i]["signature"], verdicts[i]):
+            print(f"  miss {rows[i]['id']:45s} label {rows[i]['signature']} got {verdicts[i].code} "
+                  f"({verdicts[i].decided_by[:90]})")
     printed = [i for i in range(len(rows)) if not is_run[i]]
     if printed:
-        score("leave-one-format-out, printed corpus pooled", *_pick(rows, feats, verdicts, printed))
+        score("leave-one-format-out, printed corpus pooled", *_pick(rows, feats, verdicts, ranked, printed))
     calibrated_ece = ece([(confidences[i], correct(rows[i]["signature"], verdicts[i])) for i in runs])
     print(f"   calibrated confidence, leave-one-framework-out (framework runs): ECE {calibrated_ece:.3f}")
     families = {rows[i]["family"] for i in runs}
@@ -299,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             outside = [i for i in range(len(rows)) if rows[i]["family"] != value]
             fold = Fold([rows[i] for i in outside], [feats[i] for i in outside])
             score(f"leave-one-version-out: {value} unseen ({rows[inside[0]]['version']})",
-                  [rows[i] for i in inside], [feats[i] for i in inside], fold.verdicts([feats[i] for i in inside]))
+                  [rows[i] for i in inside], [feats[i] for i in inside], *judge(fold, [feats[i] for i in inside]))
     real = real_logs(args.real, Fold(rows, feats))
     print("\n== summary (unseen beside seen)")
     print(f"   framework runs: leave-one-framework-out {lofo['accuracy']:.3f} (n={lofo['n']}, "
@@ -311,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _pick(rows: list[dict], feats: list[dict], verdicts: list, idx: list[int]) -> tuple[list, list, list]:
-    return [rows[i] for i in idx], [feats[i] for i in idx], [verdicts[i] for i in idx]
+def _pick(rows: list[dict], feats: list[dict], verdicts: list, ranked: list, idx: list[int]) -> tuple[list, ...]:
+    return [rows[i] for i in idx], [feats[i] for i in idx], [verdicts[i] for i in idx], [ranked[i] for i in idx]
 
 
 if __name__ == "__main__":

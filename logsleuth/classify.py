@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 from typing import Mapping
 
 import numpy as np
@@ -24,7 +23,7 @@ from .calibration import calibrated
 from .catalog import load_catalog
 from .errors import LogsleuthError
 from .features import FEATURE_SCHEMA_VERSION, FEATURES
-from .forest import Forest
+from .forest import Forest, shipped
 from .types import Verdict
 
 FAILURES = ("X101", "N201", "N202", "L301")
@@ -50,7 +49,7 @@ class Guard:
 
 def guard(f: Mapping[str, float]) -> Guard:
     """Deterministic rules over the features; each returns the reason the user sees."""
-    for rule in (_nothing, _collapsed, _hidden, _lr_zero, _loss_scale, _no_failure, _recurring, _early):
+    for rule in (_nothing, _collapsed, _recurring, _hidden, _lr_zero, _loss_scale, _no_failure, _early):
         found = rule(f)
         if found is not None:
             return replace(found, rule=rule.__name__.strip("_"))
@@ -120,10 +119,15 @@ def _loss_scale(f: Mapping[str, float]) -> Guard | None:
     # a skipped step without overflow messages (Hugging Face fp16, or clipping that zeroed an
     # inf gradient) prints an inf/nan grad norm, and training goes on finite
     skipped_steps = f["nonfinite_then_finite"] == 1 and (f["hp_fp16"] == 1 or f["first_nonfinite_is_grad"] == 1)
-    overflows = f["n_overflow_events"] > 0 or skipped_steps
+    # a printed dynamic loss scale that ended lower than it began halved on overflows (a
+    # scaler only lowers the scale when a step overflowed), even where no skip is printed
+    scale_fell = _n(f, "loss_scale_final_over_initial") <= -1
+    overflows = f["n_overflow_events"] > 0 or skipped_steps or scale_fell
     collapsed = f["min_loss_scale_reached"] == 1 or _n(f, "loss_scale_min", 1.0) <= 1e-4
     if not overflows and not collapsed:
         return None
+    if not _scaler(f) and f["hp_fp16"] != 1 and _absurd_start(f):
+        return None  # no scaler in sight, and the first steps blew up: an inf grad of that, not a skip
     dead_grads = f["n_nonfinite_records"] > 0 and f["nonfinite_then_finite"] == 0 and not _scaler(f)
     if f["loss_nonfinite_records"] > 0 or dead_grads:
         return None  # the loss itself went non-finite: the curve decides (early, sudden, exploding)
@@ -149,7 +153,7 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
         return Guard(("L301",), "no nan, but the loss started absurdly high (over 1e4x where the run ends): "
                                 "the first steps blew up, then it came back")
     if f["n_train_records"] < 3:
-        return Guard(("I000",), f"only {int(f['n_train_records'])} training record(s): too short to judge")
+        return _short_run(f)
     candidates = ["H001"]
     mid_run = _n(f, "first_logged_step") > 10 * max(_n(f, "sampling_interval", 1.0), 1.0)
     if not mid_run and _n(f, "final_loss_over_initial", 1.0) >= 0.8:
@@ -160,6 +164,19 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
         return Guard(("H001",), "no non-finite value, no spike, and no visible stall (the loss descended, "
                                 "or the log is a window from the middle of the run)")
     return Guard(tuple(candidates), "no non-finite value or event: " + " or ".join(candidates))
+
+
+def _short_run(f: Mapping[str, float]) -> Guard:
+    """Fewer than 3 records (a captured RichProgressBar keeps only the last state of an
+    epoch): too short to judge, unless the framework said the run reached its end, nothing
+    in the log is non-finite or an error, and the loss it printed is low (under 0.5: the
+    model learned; a higher lone value may as well be a stall or the end of a blowup)."""
+    n = int(f["n_train_records"])
+    low = _n(f, "initial_loss_log10", 9.0) < math.log10(0.5)
+    if n == 1 and f["run_completed"] == 1 and f["has_error_event"] == 0 and low:
+        return Guard(("H001",), "the framework says training ran to its end, nothing is non-finite, and the one "
+                                "loss it printed is low (one record: too few to see a stall)")
+    return Guard(("I000",), f"only {n} training record(s): too short to judge")
 
 
 def _saturated(f: Mapping[str, float]) -> bool:
@@ -209,13 +226,8 @@ def _early(f: Mapping[str, float]) -> Guard | None:
 @lru_cache(maxsize=1)
 def load_model() -> Forest | None:
     """The shipped model (its trees, evaluated with numpy), or None when none was trained."""
-    try:
-        blob = resources.files("logsleuth.model").joinpath(MODEL_RESOURCE)
-        if not blob.is_file():
-            return None
-        with resources.as_file(blob) as path:
-            forest = Forest.load(path)
-    except (ModuleNotFoundError, FileNotFoundError):
+    forest = shipped(MODEL_RESOURCE)
+    if forest is None:
         return None
     if forest.schema_version != FEATURE_SCHEMA_VERSION:
         raise LogsleuthError(f"the shipped model was trained on feature schema {forest.schema_version}, "

@@ -5,22 +5,31 @@ Cause ranking is Bayesian in spirit: the catalog gives P(cause | signature); eac
 of the log's own evidence multiplies the causes it supports or weakens (documented in
 :data:`EVIDENCE_RULES`); the result is renormalised. The multipliers are deliberately
 coarse (x3 strong, x1.5 weak, x0.3 against): they order causes, they are not
-calibrated probabilities.
+calibrated probabilities. Where the cause model is shipped (``model/causes.npz``, fitted
+by :mod:`logsleuth.train` on runs whose cause was injected, from the log's features and
+its signature), its probabilities are blended in (:data:`CAUSE_MODEL_WEIGHT`), and a
+cause it favours is named with that as its reason.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
+
 from .catalog import load_catalog
-from .features import first_bad_component
+from .classify import _bounded
+from .features import FEATURE_SCHEMA_VERSION, first_bad_component
+from .forest import Forest, shipped
 from .types import NONFINITE_EVENTS, Evidence, RankedCause, RunSeries, Verdict, is_loss_metric, nonfinite_words
 
 Features = Mapping[str, float]
 #: prior given to a cause that the signature does not list but the evidence points at
 OUTSIDE_PRIOR = 0.02
+CAUSES_RESOURCE = "causes.npz"  # written by logsleuth.train beside signatures.npz
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,15 @@ EVIDENCE_RULES: tuple[EvidenceRule, ...] = (
 )
 
 
+#: weight of the cause model against prior x evidence rules, where the signature has causes
+CAUSE_MODEL_WEIGHT = 0.5
+#: a cause the model gives less than this is not added to the signature's own list
+_MODEL_FLOOR = 0.15
+
+
 def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCause, ...]:
-    """Causes for the verdict's signature, ranked by prior x evidence, with their fixes."""
+    """Causes for the verdict's signature, ranked by prior x evidence blended with the
+    cause model (learned from runs whose cause was injected and measured), with fixes."""
     catalog = load_catalog()
     sig = catalog.signature(verdict.code)
     scores: dict[str, float] = {}
@@ -84,6 +100,7 @@ def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCa
     for rule in EVIDENCE_RULES:  # strong evidence can name a cause the signature's priors omit
         if rule.factor > 1 and rule.applies(f):
             candidates.setdefault(catalog.cause(rule.cause).code, OUTSIDE_PRIOR)
+    supported: set[str] = set()
     for code, prior in candidates.items():
         cause = catalog.cause(code)
         score = prior
@@ -91,7 +108,11 @@ def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCa
             if rule.cause == cause.slug and rule.applies(f):
                 score *= rule.factor
                 reasons.setdefault(code, []).append(rule.because)
+                if rule.factor > 1:
+                    supported.add(code)
         scores[code] = score
+    if candidates:
+        scores = _blend(scores, cause_probabilities(f, verdict.code), reasons, supported)
     total = sum(scores.values()) or 1.0
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return tuple(
@@ -100,6 +121,46 @@ def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCa
                     because=tuple(reasons.get(code, ())))
         for code, score in ranked if score > 0
     )
+
+
+def _blend(scores: dict[str, float], learned: dict[str, float], reasons: dict[str, list[str]],
+           supported: set[str]) -> dict[str, float]:
+    """(1 - w) x the rules' normalised scores + w x the cause model's probabilities; a
+    cause the model favours joins the list with its probability as the reason. A cause
+    the model never learned that the log's own evidence supports (a pooling stride over
+    the kernel in Caffe's net echo) keeps its share: the model cannot weigh it."""
+    if not learned:
+        return scores
+    total = sum(scores.values()) or 1.0
+    kept = {code: score / total for code, score in scores.items() if code in supported and code not in learned}
+    mass = 1.0 - sum(kept.values())
+    out = {code: (1 - CAUSE_MODEL_WEIGHT) * score / total for code, score in scores.items() if code not in kept}
+    out.update(kept)
+    for code, p in learned.items():
+        if code in out or p >= _MODEL_FLOOR:
+            out[code] = out.get(code, 0.0) + CAUSE_MODEL_WEIGHT * mass * p
+            if p >= _MODEL_FLOOR:
+                reasons.setdefault(code, []).append(f"runs with injected causes whose logs look like this one: "
+                                                    f"{p:.0%} had this cause (the cause model)")
+    return out
+
+
+def cause_probabilities(f: Features, code: str) -> dict[str, float]:
+    """P(cause | features, verdict code) from the shipped cause model; {} without one."""
+    forest = load_cause_model()
+    if forest is None:
+        return {}
+    row = np.array([float(name == f"verdict={code}") if name.startswith("verdict=") else _bounded(f.get(name, math.nan))
+                    for name in forest.feature_names], dtype=np.float64)
+    return dict(zip(forest.classes, forest.predict_proba(row).tolist()))
+
+
+@lru_cache(maxsize=1)
+def load_cause_model() -> Forest | None:
+    """The shipped cause model (``model/causes.npz``), or None when there is none or it was
+    fitted on another feature schema (then the rules alone rank causes)."""
+    forest = shipped(CAUSES_RESOURCE)
+    return forest if forest is not None and forest.schema_version == FEATURE_SCHEMA_VERSION else None
 
 
 # ---- evidence lines ------------------------------------------------------------------
@@ -136,6 +197,11 @@ def _failure_lines(run: RunSeries, name: str) -> list[Evidence]:
             step, line = again
             out.append(Evidence(step, line, _text(run, line),
                                 f"attempt {seg + 1}: non-finite again at step {step}", name))
+    if len(segments) == 1 and first.step is not None:
+        again_said = [e for e in run.events if e.kind == "nonfinite" and e.step == first.step and e.line > first.line]
+        for e in again_said[:3]:
+            out.append(Evidence(e.step, e.line, e.text, f"the log says it again at step {e.step} "
+                                                        f"(a re-run of the job, or another rank)", name))
     return out
 
 

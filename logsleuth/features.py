@@ -50,7 +50,7 @@ import pandas as pd
 
 from .types import GRAD_METRICS, NONFINITE_EVENTS, RunSeries, is_loss_metric
 
-FEATURE_SCHEMA_VERSION = 3
+FEATURE_SCHEMA_VERSION = 4
 
 #: every feature value is clipped to [-CLIP, CLIP] (ratios of exploding losses reach 1e30)
 CLIP = 1e12
@@ -811,11 +811,32 @@ def failure_epoch_position(run: _Run) -> float:
 
 
 @_feature("recurs_same_step", "0/1", """1 if two or more segments (restarts / resumes of one
-    file, or separate files of the same job) fail first at the same step -- the strongest
-    evidence of a bad sample under a deterministic data order (N202); else 0.""")
+    file, or separate files of the same job) fail first at the same step, or the log says
+    the loss went non-finite at one step twice with training output between (a re-queued
+    job whose restart shows no banner: ``FloatingPointError: loss is nan at iter 16`` in
+    each attempt) -- the strongest evidence of a bad sample under a deterministic data
+    order (N202); else 0.""")
 def recurs_same_step(run: _Run) -> float:
     firsts = run.fatal_points.drop_duplicates("segment")["step"].dropna()
-    return _flag(bool(firsts.duplicated().any()))
+    return _flag(bool(firsts.duplicated().any()) or _said_again_at_one_step(run))
+
+
+def _said_again_at_one_step(run: _Run) -> bool:
+    """Two failure events with one printed step and a training record between them (copies
+    from several ranks print together, with no record between: they count once)."""
+    said: dict[int, list[int]] = {}
+    for e in run.events:
+        if e.kind == "nonfinite" and e.step is not None:
+            said.setdefault(e.step, []).append(e.line)
+    if not any(len(lines) > 1 for lines in said.values()):
+        return False
+    records = np.sort(run.train["line"].to_numpy(np.int64))
+    for lines in said.values():
+        lines = np.sort(np.array(lines, np.int64))
+        between = np.searchsorted(records, lines[1:], "left") - np.searchsorted(records, lines[:-1], "right")
+        if (between > 0).any():  # a record on a line strictly between two of them
+            return True
+    return False
 
 
 @_feature("n_segments", "count", """Attempts seen: segments (restart / resume / counter going
@@ -922,6 +943,15 @@ def loss_nonfinite_records(run: _Run) -> float:
     an out-of-memory error; else 0.""")
 def has_error_event(run: _Run) -> float:
     return _flag(any(e.kind in ("traceback", "error", "oom") for e in run.events))
+
+
+@_feature("run_completed", "0/1", """1 if the framework said that training ran to its end
+    (Lightning's `Trainer.fit` stopped: `max_steps=N` reached, the Hugging Face Trainer's
+    closing train_runtime summary) after the last traceback or error of the log; else 0.""")
+def run_completed(run: _Run) -> float:
+    done = [e.line for e in run.events if e.kind == "completed"]
+    crashed = [e.line for e in run.events if e.kind in ("traceback", "error", "oom")]
+    return _flag(bool(done) and max(done) > max(crashed, default=-1))
 
 
 # ---- sampling ---------------------------------------------------------------------------

@@ -77,3 +77,17 @@ class Forest:
         raw = a["baseline"] + np.bincount(a["tree_class"], weights=a["value"][node], minlength=len(self.classes))
         e = np.exp(raw - raw.max())
         return e / e.sum()
+
+
+def shipped(resource: str) -> Forest | None:
+    """The trees shipped as ``logsleuth/model/<resource>``, or None when there are none."""
+    from importlib import resources
+
+    try:
+        blob = resources.files("logsleuth.model").joinpath(resource)
+        if not blob.is_file():
+            return None
+        with resources.as_file(blob) as path:
+            return Forest.load(path)
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None

@@ -115,6 +115,50 @@ def _last_bars(chunk: bytes, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
     return np.array(pos, np.int64), np.array(count, np.float64), np.array(total, np.float64)
 
 
+#: bar units that count data, never training steps (``datasets``' map/filter bars, downloads)
+_DATA_UNITS = re.compile(rb"\d(?: ?examples/s| ?ba/s| ?[kMG]?B/s)\]")
+
+
+def _side_bar(chunk: bytes, pos: int, described_too: bool) -> bool:
+    """A bar that is not the training loop's: one counting examples or bytes, or, with
+    ``described_too`` (the Trainer's main bar has no description), one with a description
+    before its percentage (``Dropping fully masked examples from train dataset: 100%|``,
+    ``Map:``, ``Writing model shards:``)."""
+    if pos < 0:
+        return False
+    end = chunk.find(b"]", pos, pos + 200)
+    if end != -1 and _DATA_UNITS.search(chunk, max(pos, end - 24), end + 1):
+        return True
+    if not described_too:
+        return False
+    lo = max(0, pos - _BAR_LOOKBACK)
+    start = max(chunk.rfind(b"\n", lo, pos), chunk.rfind(b"\r", lo, pos)) + 1
+    head = chunk[max(start, lo):pos]
+    cut = head.rfind(b"%|")
+    return cut != -1 and any(c.isalpha() for c in head[:cut].decode("utf-8", "replace"))
+
+
+def _training_bars(chunk: bytes, lo: np.ndarray, pos: np.ndarray, count: np.ndarray, total: np.ndarray,
+                   described_too: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last bars of :func:`_last_bars` with each side bar (:func:`_side_bar`) replaced
+    by the last training bar before it in the same range (position -1 where none)."""
+    side = [i for i, p in enumerate(pos.tolist()) if _side_bar(chunk, p, described_too)]
+    if not side:
+        return pos, count, total
+    pos, count, total = pos.copy(), count.copy(), total.copy()
+    for i in side:
+        found = None
+        hi = int(pos[i])
+        while found is None:
+            bar = _last_bar(chunk, int(lo[i]), hi)
+            if bar is None or not _side_bar(chunk, bar[0], described_too):
+                found = bar or (-1, 0, 0)
+            else:
+                hi = bar[0]
+        pos[i], count[i], total[i] = found
+    return pos, count, total
+
+
 def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     """Give step-less records/events the count of the progress bar printed just before them.
 
@@ -136,6 +180,7 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     records = np.concatenate(([-1], np.unique(np.concatenate(known))))  # -1: "before the chunk"
     lo = records[np.searchsorted(records, want) - 1] + 1
     pos, count, total = _last_bars(chunk, lo, want)
+    pos, count, total = _training_bars(chunk, lo, pos, count, total, records_too)
     found = np.flatnonzero(pos >= 0)
     found = found[np.unique(pos[found], return_index=True)[1]]  # a bar counts once
     if len(found):

@@ -310,16 +310,20 @@ class Assembler:
     # ---- steps ------------------------------------------------------------------
 
     def _steps(self, prep: Prepared) -> np.ndarray:
+        if self.fmt.epoch_summaries:
+            self._mark_epoch_summaries(prep)
         step = prep.step.copy()
         epoch = _ffill(prep.epoch, self.epoch)
         if len(epoch):
             self.epoch = epoch[-1]
         prep.epoch = epoch
+        self._continue_epoch_counters(step, epoch, prep.metric >= 0)
         has_it = ~np.isnan(prep.it) & np.isnan(step)
         if has_it.any():
             base = self.fmt.epoch_base
             ep = np.maximum(np.where(np.isnan(epoch), base, epoch) - base, 0)
-            step[has_it] = (ep * np.nan_to_num(prep.total) + prep.it)[has_it]
+            within = self._counts_within_epoch(prep.it[has_it], ep[has_it])
+            step[has_it] = np.where(within, ep[has_it] * np.nan_to_num(prep.total[has_it]), 0) + prep.it[has_it]
         if (prep.phase == BAR).any():
             step[~self._main_bars(prep)] = _NAN
         filled = _ffill(step, self.step)
@@ -328,13 +332,77 @@ class Assembler:
         missing = np.isnan(filled)
         if missing.any() and self.fmt.infer_steps:
             self.inferred = True
-            new_record = missing & (prep.phase == TRAIN) & np.r_[True, prep.pos[1:] != prep.pos[:-1]]
+            new_record = missing & (prep.phase == TRAIN) & (prep.metric >= 0) & np.r_[True, prep.pos[1:] != prep.pos[:-1]]
             counts = self.ordinal + np.cumsum(new_record)
             filled[missing] = counts[missing]
             self.ordinal = int(counts[-1])
         if len(filled):
             self._last_step = filled[-1]
         return filled
+
+    _printed_steps = False  # a record with a printed step (or n/T counter) was seen
+
+    def _mark_epoch_summaries(self, prep: Prepared) -> None:
+        """Once records print a step, a record with an epoch and no step (``Step 40, loss:
+        0.69`` ... ``Epoch 2, Loss: 0.52, Test Loss: 0.55``: TensorFlow's quickstart loop)
+        is the epoch's summary: its metric is ``<name>_epoch``. Before any step, and in a
+        log of epochs only, names stay."""
+        rows = prep.metric >= 0
+        placed = rows & (~np.isnan(prep.step) | ~np.isnan(prep.it))
+        seen = self._printed_steps | np.r_[False, np.logical_or.accumulate(placed)[:-1]]
+        summary = np.flatnonzero(rows & ~placed & ~np.isnan(prep.epoch) & seen)
+        self._printed_steps = self._printed_steps or bool(placed.any())
+        if not len(summary):
+            return
+        renamed: dict[int, int] = {}
+        for code in np.unique(prep.metric[summary]).tolist():
+            name = f"{prep.names[code]}_epoch"
+            if name not in prep.names:
+                prep.names.append(name)
+            renamed[code] = prep.names.index(name)
+        prep.metric[summary] = [renamed[c] for c in prep.metric[summary].tolist()]
+
+    _it_global = False  # an ``n/T`` counter that went on growing into a new epoch
+    _it_last = _NAN
+    _it_epoch = _NAN
+
+    def _counts_within_epoch(self, it: np.ndarray, ep: np.ndarray) -> np.ndarray:
+        """Whether each ``n/T`` counter counts batches within its epoch (then step = epoch x
+        T + n), or all steps (``epoch 3: step 70/160``: n went on growing when the epoch went
+        up, so n is the step) -- from the first epoch where it kept growing on."""
+        prev_it, prev_ep = np.r_[self._it_last, it[:-1]], np.r_[self._it_epoch, ep[:-1]]
+        grows_on = (ep > prev_ep) & (it > prev_it)
+        is_global = self._it_global | np.logical_or.accumulate(grows_on)
+        self._it_global, self._it_last, self._it_epoch = bool(is_global[-1]), float(it[-1]), float(ep[-1])
+        return ~is_global
+
+    _epoch_offset = 0.0  # steps added to a counter that starts again with each epoch
+    _counter_last = _NAN  # that counter's last printed value, and the epoch it was in
+    _counter_epoch = _NAN
+    _counter_gap = 1.0  # its last positive increment (the logging interval)
+
+    def _continue_epoch_counters(self, step: np.ndarray, epoch: np.ndarray, rows: np.ndarray) -> None:
+        """A printed step that goes back when the epoch goes up (``Start of epoch 1``, then
+        ``step 0`` again) counts batches within the epoch, not an attempt: it continues
+        from the last epoch's steps, one logging interval on. Where the epoch does not go up,
+        a step going back stays a restart."""
+        idx = np.flatnonzero(rows & ~np.isnan(step) & ~np.isnan(epoch))
+        if not len(idx):
+            return
+        raw, ep = step[idx], epoch[idx]
+        prev_raw, prev_ep = np.r_[self._counter_last, raw[:-1]], np.r_[self._counter_epoch, ep[:-1]]
+        resets = (ep > prev_ep) & (raw < prev_raw)
+        if resets.any() or self._epoch_offset:
+            rise = np.diff(np.r_[self._counter_last, raw])
+            gaps = _ffill(np.where(rise > 0, rise, np.nan), self._counter_gap)
+            before = np.r_[self._counter_gap, gaps[:-1]]
+            offset = self._epoch_offset + np.cumsum(np.where(resets, prev_raw - raw + before, 0.0))
+            step[idx] = raw + offset
+            self._epoch_offset = float(offset[-1])
+            self._counter_gap = float(gaps[-1])
+        elif len(raw) > 1 and (np.diff(raw) > 0).any():
+            self._counter_gap = float(np.diff(raw)[np.diff(raw) > 0][-1])
+        self._counter_last, self._counter_epoch = float(raw[-1]), float(ep[-1])
 
     def _main_bars(self, prep: Prepared) -> np.ndarray:
         """Bars with a smaller total than the main bar (eval loops) must not set steps."""
@@ -467,12 +535,13 @@ class Assembler:
     _total_before_chunk = _NAN
 
     def _batch_step(self, epoch: float, total: float, batch: int) -> int:
-        """The step of ``Batch N`` in ``epoch`` (the first epoch without one): N as printed,
-        after ``total`` batches per finished epoch (the last printed ``n/total``, else the
-        main bar's)."""
+        """The step of ``Batch N`` in ``epoch`` (the first epoch without one): N is the
+        0-based batch index (``on_train_batch_end(batch)``), so the step is the bar's
+        1-based count N + 1, after ``total`` batches per finished epoch (the last printed
+        ``n/total``, else the main bar's)."""
         ep = 0.0 if math.isnan(epoch) else max(epoch - self.fmt.epoch_base, 0.0)
         per_epoch = self.bar_total if math.isnan(total) else total
-        return int(ep * per_epoch) + batch
+        return int(ep * per_epoch) + batch + 1
 
     def _is_copy(self, kind: str, step: int | None, line: int, fields: dict, text: str) -> bool:
         """The same event printed by two loggers (absl + glog) on adjacent lines counts once."""

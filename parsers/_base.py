@@ -206,6 +206,9 @@ class Format:
     dedupe: bool = False
     #: the log prints no step at all: count logging records, and say so
     infer_steps: bool = False
+    #: free-form prints: once lines print a step, a line with only an epoch is that epoch's
+    #: summary (its metrics become ``<name>_epoch``), not more records of the step metrics
+    epoch_summaries: bool = False
     #: what an inferred step means, shown to the user
     step_note: str = ""
     sniff_rx: tuple["re.Pattern[bytes]", ...] = field(init=False, repr=False, compare=False)
@@ -277,7 +280,8 @@ EPOCH_KEYS = frozenset({"epoch", "ep", "epochs"})
 #: bookkeeping numbers that are not training metrics
 NOISE_KEYS = frozenset({"eta", "time", "data_time", "data", "sec", "secs", "seconds", "elapsed", "v_num", "max_mem",
                         "memory", "mem", "it_s", "s_it", "samples_per_second", "steps_per_second", "wall",
-                        "train_wall", "gpu_mem", "total", "images", "hours", "left", "remaining", "eta_seconds"})
+                        "train_wall", "gpu_mem", "total", "images", "hours", "left", "remaining", "eta_seconds",
+                        "rank", "local_rank", "world_size"})
 
 
 #: words of a sentence, never metric names (``loss is nan`` is said in words: an event)

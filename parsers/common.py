@@ -143,7 +143,8 @@ _LEAD = {pattern.encode(): 1 for anchor, pattern in SAID_IN_WORDS if anchor in _
 #: where the line says the opposite ("no nan found", "found nan: 0", "skip_nan_loss")
 _NEGATED = re.compile(rb"(?i)\b(?:no|not|without|zero|0)\s+(?:nan|inf)|(?:nan|inf)\w*\s*[:=]\s*(?:0\b|false|none)")
 #: source lines quoted by a traceback, which mention a failure without reporting one
-_CODE = re.compile(rb"^\s*(?:raise|except|if|elif|assert|def|return|warnings\.warn|logger\.\w+|print)\b|"
+_CODE = re.compile(rb"^\s*(?:\[(?:rank|default)\d+\]:\s*)?(?:raise|except|if|elif|assert|def|return|warnings\.warn|"
+                   rb"logger\.\w+|print)\b|"
                    rb"is(?:nan|inf|finite)\(")
 _LINE_STEP = re.compile(rb"(?i)\b(?:global[_ ]step|step|iter(?:ation)?|it|batch|update)s?\b\s*[:=#]?\s*\[?\s*(\d+)")
 
@@ -230,6 +231,12 @@ COMMON_RULES: tuple[Rule, ...] = (
     Rule("lightning-restore", b"Restoring states from the checkpoint", r"Restoring states from the checkpoint",
          event("restart", cause="resume")),
     Rule("tf-restore", b"Restoring parameters from", r"Restoring parameters from", event("restart", cause="resume")),
+    # the framework's own word that training ran to its end (not a crash or a kill)
+    Rule("lightning-stopped", b"` stopped: `",
+         r"` stopped: `(?P<limit>max_steps|max_epochs|max_time)=?[^`\r\n]*` reached", event("completed")),
+    Rule("hf-completed", b"Training completed. Do not forget", r"Training completed\. Do not forget",
+         event("completed")),
+    Rule("hf-train-runtime", b"'train_runtime': ", r"'train_runtime': ", event("completed")),
     *(Rule(f"said-in-words-{i}", anchor, pattern, _said_in_words) for i, (anchor, pattern) in enumerate(SAID_IN_WORDS)),
     Rule("namespace", b"Namespace(", r"Namespace\((?P<body>[^\r\n]*)\)", _kwargs_echo("Namespace")),
     Rule("training-arguments", b"TrainingArguments(",

@@ -19,7 +19,7 @@ from ..bounds import MAX_LINE_BYTES
 from ._base import (_KV_ANY, _WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
                     canonical)
 from ._grammar import to_floats
-from ._pairs import line_ends, line_starts, match_starts, pair_columns, pair_rows
+from ._pairs import add_markers, group_floats, line_ends, line_starts, match_starts, pair_columns, pair_rows
 
 
 #: a loss with something like a number after it: a line we should have read ("possible",
@@ -57,7 +57,9 @@ def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mappi
     (bookkeeping and words of a sentence left out) as rows at the line's start. A config
     echo (two quoted words as values: ``{'loss_type': 'l2', ...}``) gives no rows; a line
     with no pairs that looks like a metric line is counted as unparsed."""
-    lines = [chunk[a:b] for a, b in zip(starts.tolist(), line_ends(chunk, starts).tolist())]
+    ends = line_ends(chunk, starts)
+    lines = [chunk[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+    _rewrite_sentences(chunk, starts, ends, lines)
     config = _config_echoes(lines)
     owner, (keys, values, totals) = pair_columns(_KV_ANY, lines, out.capped)
     if config.any() and len(owner):
@@ -90,6 +92,49 @@ def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mappi
                   list(itertools.compress(values, mask)), table.__getitem__, step=step, epoch=epoch, it=it, total=total)
 
 
+#: phrasings the pair reader cannot pair as they stand: a phase word before the metric
+#: (``Test Loss: 0.9``: an eval loss, not the train loss), ``<metric> at step N: V``
+#: (Keras' own custom-loop guide: ``Training loss (for one batch) at step 200: 0.41``),
+#: ``Step #N``
+_PHASE_WORD = rb"(?:train(?:ing)?|val(?:id(?:ation)?)?|test|eval(?:uation)?|dev)"
+_METRIC_WORD = rb"(?:loss|acc(?:uracy)?|perplexity|ppl|error|mae|mse|rmse|f1|auc)\b"
+_POSITION = rb"(?:step|iteration|iter|batch|epoch)"
+_SENTENCE_GATE = re.compile(rb"(?i)\b" + _PHASE_WORD + rb" " + _METRIC_WORD + rb"| at " + _POSITION + rb" |"
+                            + _POSITION + rb" ?#|loss scale|\w over epoch|(?:mean|avg|average|running) loss")
+_PHASE_PREFIX = {b"training": b"train_", b"train": b"train_", b"validation": b"val_", b"valid": b"val_",
+                 b"val": b"val_", b"test": b"test_", b"evaluation": b"eval_", b"eval": b"eval_", b"dev": b"val_"}
+_REWRITES = (
+    (re.compile(rb"(?i)\b(" + _PHASE_WORD + rb") +(?=" + _METRIC_WORD + rb")"),
+     lambda m: _PHASE_PREFIX[m.group(1).lower()]),
+    (re.compile(rb"(?i)\b([a-z]\w*)(?: \([^)\r\n]{0,40}\))? at (" + _POSITION + rb") +#?(\d+) *[:=] *"),
+     rb"\2 \3 \1: "),
+    (re.compile(rb"(?i)\b(" + _POSITION + rb") *# *(?=\d)"), rb"\1 "),
+    # ``loss scale: 32768`` (a mixed-precision loop), ``Training loss over epoch: 0.41`` (an
+    # epoch mean, not the epoch number), ``mean loss=0.15`` (an average, not the loss)
+    (re.compile(rb"(?i)\bloss scale\b"), rb"loss_scale"),
+    (re.compile(rb"(?i)\b(\w+) over epoch\b"), rb"\1_epoch"),
+    (re.compile(rb"(?i)\b(mean|avg|average|running) (?=loss\b)"), rb"\1_"),
+)
+
+
+def _rewrite_sentences(chunk: bytes, starts: np.ndarray, ends: np.ndarray, lines: list[bytes]) -> None:
+    """Rewrite, in place, the lines of ``lines`` in a phrasing of :data:`_REWRITES` into
+    plain pairs (``Training loss (for one batch) at step 200: 0.41`` -> ``step 200
+    Training_loss: 0.41``); one scan of the chunk finds them, other lines are untouched."""
+    if not len(starts):
+        return
+    lo, hi = int(starts[0]), int(ends[-1])
+    hits = np.array([m.start() for m in _SENTENCE_GATE.finditer(chunk, lo, hi)], np.int64)
+    if not len(hits):
+        return
+    at = np.searchsorted(starts, hits, "right") - 1
+    for i in np.unique(at[hits < ends[at]]).tolist():
+        line = lines[i][:MAX_LINE_BYTES]
+        for rx, repl in _REWRITES:
+            line = rx.sub(repl, line)
+        lines[i] = line
+
+
 def _config_echoes(lines: list[bytes]) -> np.ndarray:
     """Mask of the lines that are config echoes: two or more quoted words as values in
     their first 4 KB."""
@@ -107,6 +152,14 @@ def _first_per_line(n: int, owner: np.ndarray, mask: np.ndarray, values: list) -
     return column
 
 
+def _epoch_start(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
+    """``Start of epoch 3`` (Keras' custom-loop guide, copied by many TF2 loops): the epoch
+    of the records after it, whose ``step`` counts batches within the epoch."""
+    found = list(matches)
+    if found:
+        add_markers(out, match_starts(found), np.full(len(found), np.nan), group_floats(found, 1))
+
+
 FORMAT = Format(
     name="generic",
     title="Generic key/value prints (fallback)",
@@ -117,8 +170,10 @@ FORMAT = Format(
         "Epoch [1/10], Step [100/600], Loss: 0.2513",
     ),
     sniff=(),
-    rules=(Rule("loss-line", b"oss", r"oss", lines_with_metrics),),
+    rules=(Rule("loss-line", b"oss", r"oss", lines_with_metrics),
+           Rule("epoch-start", b"Start of epoch ", r"Start of epoch (\d+)", _epoch_start)),
     epoch_base=1,
     infer_steps=True,
+    epoch_summaries=True,
     step_note="the log prints no step: steps are the order of the logged records",
 )

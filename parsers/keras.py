@@ -58,7 +58,8 @@ def _name(key: bytes) -> "str | None":
 def _counts(chunk: bytes, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(batch, batches per epoch) of the first counter on the update of each position
     before it, NaN where there is none."""
-    heads = [chunk[a:b] for a, b in zip(line_starts(chunk, pos).tolist(), pos.tolist())]
+    # up to the payload's ``- `` (``300/1000 - loss: ...``: the counter's `` - `` is the payload's)
+    heads = [chunk[a:b] for a, b in zip(line_starts(chunk, pos).tolist(), (pos + 2).tolist())]
     owner, (it, total) = pair_columns(_COUNT, heads)
     it_a, total_a = np.full(len(pos), np.nan), np.full(len(pos), np.nan)
     if len(owner):

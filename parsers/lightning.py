@@ -38,10 +38,13 @@ def _bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 def _rich_bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """RichProgressBar: ``Epoch 3/9 ━━━━━━╸  21/25 0:00:00 • 0:00:01 50.59it/s v_num: 0.000
-    train_loss: 0.693`` (without a terminal only each epoch's last state is written)."""
+    train_loss: 0.693`` (without a terminal only each epoch's last state is written). Rich
+    wraps a bar at the console's width: a value pushed onto the next line, alone and
+    indented, after a key that ends the line, is still the key's."""
     found = list(matches)
     if found:
-        _records(found, [m.group("payload") or b"" for m in found], ("epoch", "it", "total"), _RICH_KV, out)
+        payloads = [b" ".join((m.group("payload") or b"").split()) for m in found]
+        _records(found, payloads, ("epoch", "it", "total"), _RICH_KV, out)
 
 
 def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, kv: "re.Pattern[bytes]", out: Batch,
@@ -92,6 +95,6 @@ FORMAT = Format(
              r"(?:, ([^\]\r\n]*))?(?:\]|(?=[\r\n])|\Z)", _bar),
         Rule("rich-bar", b"Epoch ",
              r"Epoch (?P<epoch>\d+)/-?\d+ [^\r\n\d]*?(?P<it>\d+)/(?P<total>\d+) [\d:]+ \S+ [\d:\-]+ "
-             r"[\d.]+(?:it/s|s/it)(?P<payload>[^\r\n]*)", _rich_bar),
+             r"[\d.]+(?:it/s|s/it)(?P<payload>[^\r\n]*:[ ]*\r?\n[ ]{8,}[^\s][^\r\n]*|[^\r\n]*)", _rich_bar),
     ),
 )

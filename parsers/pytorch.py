@@ -136,6 +136,7 @@ FORMAT = Format(
     ),
     epoch_base=1,
     infer_steps=True,
+    epoch_summaries=True,
     step_note="the log prints no step: steps are the order of the logged records",
 )
 

@@ -48,7 +48,6 @@ FORMAT = Format(
         r"loss = \S+, step = \d+",
         r"global step \d+: loss = ",
         r"step \d+, loss = \S+ \(",
-        r"tensorflow",
     ),
     rules=(
         Rule("estimator", b"loss = ", r"loss = ({VAL}), step = (\d+)", _estimator),

@@ -124,7 +124,9 @@ def test_f502_loss_scale_collapse_fairseq(write) -> None:
 def test_n203_hidden_by_logger_keeps_the_curve_shape() -> None:
     d = diagnose(REAL_LOGS / "megatron_megatrondeepspeed_pr434.log")
     assert d.verdict.code == "N203" and d.verdict.shape == "L301" and d.first_nonfinite.step == 9
-    assert d.causes[0].slug == "logger-hides-nonfinite"
+    # the logger hiding the nan is always named, beside the cause of the nan itself (which
+    # the cause model, learned from runs with injected causes, may rank first)
+    assert "logger-hides-nonfinite" in [c.slug for c in d.causes[:2]]
 
 
 def test_r601_recovered_spike(write) -> None:
@@ -291,7 +293,8 @@ def test_keras_terminate_on_nan_step_counts_the_epoch(write) -> None:
              "120/207 [================>.............] - ETA: 1:11 - loss: 0.4949 - acc: 0.9611"
              "Batch 135: Invalid loss, terminating training"]
     series = logsleuth.read_log(write("k.log", "\n".join(lines) + "\n"))
-    assert [e.step for e in series.events if e.kind == "terminate_on_nan"] == [207 + 135]  # N as printed
+    # `Batch N` is Keras' 0-based batch index: the step is the bar's 1-based count N + 1
+    assert [e.step for e in series.events if e.kind == "terminate_on_nan"] == [207 + 136]
 
 
 def test_lightning_running_mean_does_not_collide_with_the_logged_loss(write) -> None:
@@ -331,3 +334,78 @@ def test_pytorch_failures_point_to_replay(write) -> None:
     assert d.failed and any("logsleuth replay" in s for s in d.next_steps)
     caffe_d = run(write, "c.log", caffe([(0, "2.30"), (20, "87.33"), (40, "nan")]))
     assert not any("replay" in s for s in caffe_d.next_steps)  # replay re-runs PyTorch jobs only
+
+
+RICH_END = ("Epoch 24/-2 " + "\u2501" * 40 + " 10/10 0:00:00 \u2022 0:00:00 62.11it/s v_num: 0.000 train_loss: {v}\n")
+STOPPED = "`Trainer.fit` stopped: `max_steps=250` reached.\n"
+
+
+def test_a_completed_run_with_one_ordinary_record_is_healthy(write) -> None:
+    """A captured RichProgressBar keeps only the last state: with Lightning's own word that
+    the run reached max_steps and nothing non-finite, the verdict is healthy, not I000."""
+    d = run(write, "rich.log", "Seed set to 1\n" + STOPPED + RICH_END.format(v="0.002"))
+    assert d.verdict.code == "H001" and d.verdict.confidence < 1.0
+    assert "ran to its end" in d.verdict.decided_by
+    # without the completion line, an absurd lone value, or a crash after it: too short to judge
+    assert run(write, "rich2.log", RICH_END.format(v="0.002")).verdict.code == "I000"
+    assert run(write, "rich3.log", STOPPED + RICH_END.format(v="25440249856.000")).verdict.code == "I000"
+    assert run(write, "rich5.log", STOPPED + RICH_END.format(v="1.615")).verdict.code == "I000"  # a stall, perhaps
+    crashed = STOPPED + RICH_END.format(v="0.002") + "Traceback (most recent call last):\nValueError: boom\n"
+    assert run(write, "rich4.log", crashed).verdict.code == "I000"
+
+
+def test_rich_bar_wrapped_at_the_console_width_keeps_its_value(write) -> None:
+    line = RICH_END.format(v="").rstrip("\n") + " " * 14 + "\n" + " " * 82 + "25440249856.000" + " " * 20 + "\n"
+    loss = logsleuth.read_log(write("wrap.log", line)).frame
+    assert loss[loss["metric"] == "loss"]["value"].tolist() == [25440249856.0]
+
+
+def test_cause_model_ranks_causes_it_was_trained_on() -> None:
+    """The shipped cause model exists, matches the feature schema, and its probabilities
+    enter the ranking with a reason a reader can see."""
+    from logsleuth.explain import cause_probabilities, load_cause_model
+
+    forest = load_cause_model()
+    assert forest is not None and {"C01", "C09"} <= set(forest.classes)
+    d = diagnose(REAL_LOGS / "darknet_alexeyabdarknet_5836.log")
+    from logsleuth.features import compute_features
+
+    p = cause_probabilities(compute_features(logsleuth.read_log(REAL_LOGS / "darknet_alexeyabdarknet_5836.log")),
+                            d.verdict.code)
+    assert abs(sum(p.values()) - 1) < 1e-9
+    assert abs(sum(c.probability for c in d.causes) - 1) < 0.01
+
+
+def test_the_same_failure_said_again_after_training_output_is_n202(write) -> None:
+    """A re-queued job whose restart prints no banner: the same ``loss is nan at iter 16``
+    in two attempts, with records between, is the bad-sample recurrence; the same message
+    from two ranks at once (no record between) is one failure."""
+    attempt = "".join(f"Epoch(train) [1][{i}/20]  lr: 1.0000e-02  loss: {1 - i / 40:.4f}\n" for i in range(5, 16, 5))
+    said = "FloatingPointError: loss is nan at iter 16, stopping\n"
+    d = run(write, "requeued.log", attempt + said + attempt + said)
+    assert d.verdict.code == "N202" and any("again at step 16" in e.why for e in d.evidence)
+    ranks = attempt + "[rank1]: " + said + "[rank0]: " + said
+    assert run(write, "ranks.log", ranks).verdict.code != "N202"
+
+
+def test_quoted_source_of_a_raise_is_no_failure_report(write) -> None:
+    """A traceback quotes ``raise FloatingPointError(f"Loss is {loss} at step {step}")``,
+    under torchrun's rank prefix too: not a failure at some step."""
+    from logsleuth import read_log
+
+    text = ('[rank1]:     raise FloatingPointError(f"Loss is {loss} at step {step}, stopping training")\n'
+            "[rank1]: FloatingPointError: Loss is nan at step 4, stopping training\n")
+    events = [e for e in read_log(write("rank.log", text)).events if e.kind == "nonfinite"]
+    assert [e.step for e in events] == [4]
+
+
+def test_a_printed_loss_scale_that_fell_is_overflow_skips(write) -> None:
+    """A mixed-precision loop printing its dynamic loss scale (TF ``LossScaleOptimizer``,
+    torch ``GradScaler``): the scale only goes down when a step overflowed, so a finite
+    loss with a falling scale is the benign F501, not a plain healthy run."""
+    lines = [f"Training loss (for one batch) at step {s}: {2 * 0.99 ** s:.4f}, loss scale: {2.0 ** max(15, 20 - s // 5):g}"
+             for s in range(5, 200, 5)]
+    d = run(write, "fp16.log", "\n".join(lines) + "\n")
+    assert d.verdict.code == "F501" and not d.failed
+    steady = [line.split(", loss scale")[0] + ", loss scale: 32768" for line in lines]
+    assert run(write, "fp16b.log", "\n".join(steady) + "\n").verdict.code == "H001"

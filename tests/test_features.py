@@ -60,7 +60,7 @@ def caffe(*entries: tuple[int, str], restarts_before: tuple[int, ...] = ()) -> s
 # ---- the schema ------------------------------------------------------------------------
 
 def test_schema_is_documented_and_ordered() -> None:
-    assert FEATURE_SCHEMA_VERSION == 3
+    assert FEATURE_SCHEMA_VERSION == 4
     assert len(set(FEATURE_NAMES)) == len(FEATURES) >= 45
     for f in FEATURES:
         assert f.name.isidentifier() and f.unit and len(f.doc) > 40, f
@@ -267,7 +267,8 @@ def test_overflow_skips_that_training_survives_are_not_the_failure() -> None:
 
 def test_keras_epoch_position_from_integer_epochs() -> None:
     row = features(logsleuth.read_log(FIXTURES / "keras" / "glued_terminate_on_nan.log"))
-    assert row["first_nonfinite_step"] == 7 and row["failure_epoch_position"] == pytest.approx(0.75)
+    # `Batch 3` (0-based) of a 4-batch second epoch: step 4 + 3 + 1, the epoch's last batch
+    assert row["first_nonfinite_step"] == 8 and row["failure_epoch_position"] == pytest.approx(0.0)
 
 
 # ---- the header -------------------------------------------------------------------------

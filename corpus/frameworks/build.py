@@ -36,18 +36,51 @@ COLUMNS = ["id", "framework", "framework_version", "variant", "signature", "traj
            "first_nonfinite_step", "step_convention", "injected_cause", "attempts", "requeue", "steps",
            "steps_per_epoch", "log_every", "seed", "lr", "options", "path", "artefacts", "seconds"]
 MODULES = {"hf": "corpus.frameworks.hf", "hf4": "corpus.frameworks.hf", "torch": "corpus.frameworks.loops",
-           "lightning": "corpus.frameworks.lightning_runs", "keras": "corpus.frameworks.keras_runs"}
-PYTHONS = {"hf4": ROOT / ".venv-frameworks-hf4" / "bin" / "python"}
+           "lightning": "corpus.frameworks.lightning_runs", "keras": "corpus.frameworks.keras_runs",
+           "tf": "corpus.frameworks.tf_loops", "keras_tf": "corpus.frameworks.keras_runs"}
+PYTHONS = {"hf4": ROOT / ".venv-frameworks-hf4" / "bin" / "python",
+           "tf": ROOT / ".venv-frameworks-tf" / "bin" / "python",
+           "keras_tf": ROOT / ".venv-frameworks-tf" / "bin" / "python"}
 CONVENTION = {"hf": "Trainer global_step (the tqdm bar count)", "hf4": "Trainer global_step (the tqdm bar count)",
               "torch": "1-based optimizer step, as printed", "lightning": "global_step = epoch * T + i (i 1-based)",
-              "keras": "(epoch - 1) * T + c (c the 1-based bar count; TerminateOnNaN prints c - 1)"}
+              "keras": "(epoch - 1) * T + c (c the 1-based bar count; TerminateOnNaN prints c - 1)",
+              "tf": "1-based global optimizer step, as printed",
+              "keras_tf": "(epoch - 1) * T + c (c the 1-based bar count; TerminateOnNaN prints c - 1)"}
+KERAS_BACKEND = {"keras_tf": "tensorflow", "tf": "tensorflow"}  # every other family: torch
+# TRL, Accelerate, mmengine: one venv (.venv-frameworks-extra, requirements-extra.txt).
+EXTRA_PYTHON = ROOT / ".venv-frameworks-extra" / "bin" / "python"
+MODULES.update(trl="corpus.frameworks.trl_runs", accelerate="corpus.frameworks.accelerate_runs",
+               mmengine="corpus.frameworks.mmengine_runs")
+PYTHONS.update(trl=EXTRA_PYTHON, accelerate=EXTRA_PYTHON, mmengine=EXTRA_PYTHON)
+CONVENTION.update(trl="Trainer global_step (the tqdm bar count)",
+                  accelerate="1-based optimizer step, as printed (rank 0's count)",
+                  mmengine="(epoch - 1) * T + i (the log's [epoch][i/T], i 1-based)")
+
+
+def command(python: str, spec: dict, spec_file: Path) -> list[str]:
+    """The job's command line: ``python -m module --spec``; Accelerate runs through its launcher.
+
+    ``launch2-*``: ``accelerate launch --multi_gpu --num_processes 2`` (torchrun, two CPU ranks on
+    gloo: the script's ``Accelerator(cpu=True)``); ``launch-cpu-*``: ``accelerate launch --cpu
+    --num_processes 2``, which starts *one* process (Accelerate's simple launcher; multi-CPU with
+    ``--cpu`` needs mpirun); ``python-*``: plain ``python -m``.
+    """
+    module, variant = MODULES[spec["framework"]], spec["variant"]
+    args = ["-m", module, "--spec", str(spec_file)]
+    if spec["framework"] == "accelerate" and variant.startswith("launch"):
+        launcher = [str(Path(python).parent / "accelerate"), "launch"]
+        flags = ["--multi_gpu", "--num_processes", "2"] if variant.startswith("launch2") else \
+            ["--cpu", "--num_processes", "2"]
+        return launcher + flags + args
+    return [python] + args
 
 
 def env_for(spec: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                "TOKENIZERS_PARALLELISM": "false", "WANDB_DISABLED": "true", "KERAS_BACKEND": "torch",
+                "TOKENIZERS_PARALLELISM": "false", "WANDB_DISABLED": "true",
+                "KERAS_BACKEND": KERAS_BACKEND.get(spec["framework"], "torch"),
                 "HOME": spec["workdir"], "TERM": "dumb", "COLUMNS": "120"})
     if spec.get("unbuffered"):
         env["PYTHONUNBUFFERED"] = "1"
@@ -64,7 +97,7 @@ def run_one(spec: dict, out: Path) -> dict:
         for attempt in range(spec["attempts"]):
             a = {**spec, "attempt": attempt, "resume": attempt > 0 and spec["requeue"] == "resume"}
             (work / "spec.json").write_text(json.dumps(a, indent=1))
-            cmd = [python, "-m", MODULES[spec["framework"]], "--spec", str(work / "spec.json")]
+            cmd = command(python, spec, work / "spec.json")
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=work,
                            env=env_for(a), timeout=600, check=False)
             log.flush()

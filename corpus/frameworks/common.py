@@ -8,7 +8,8 @@ row per optimizer step: ``attempt``, ``step`` (1-based global step, the conventi
 log prints), ``loss``, ``grad_norm``, ``scale``, ``overflow``. The labels are measured on
 that trace, never on the spec's cause.
 
-Only torch and numpy are imported here (Keras runs import torch too: KERAS_BACKEND=torch).
+Only torch and numpy are imported here (Keras runs import torch too: KERAS_BACKEND=torch;
+the TensorFlow venv installs torch as well, for this module).
 Nothing is downloaded: data are generated from the seed.
 """
 

@@ -1,4 +1,4 @@
-"""Keras 3 ``model.fit`` on the torch backend (``KERAS_BACKEND=torch``), verbose=1 or 2.
+"""Keras 3 ``model.fit`` on the torch or TensorFlow backend (``KERAS_BACKEND``), verbose=1 or 2.
 
 ``verbose1``: the progress bar (``c/T ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - loss: 0.4012``,
 carriage-return updates in the captured file; the loss is the running mean over the
@@ -9,6 +9,14 @@ written with ``keras.ops``; it hands the batch loss it computed to a callback th
 writes the trace at ``on_train_batch_end``: step = ``epoch * T + batch + 1`` (the bar's
 ``(e - 1) * T + c``). No shuffling (``shuffle=False``): a corrupt sample recurs at
 the same position of every epoch. A re-queued run starts from scratch.
+
+The backend is the family's: ``keras`` runs on torch, ``keras_tf`` on TensorFlow
+(``build.env_for``). Under TensorFlow ``fit`` traces the train step into a
+``tf.function`` (graph mode; no XLA on a CPU-only machine), where the loss is a symbolic
+tensor: the loss function ``assign``s it to a non-trainable ``tf.Variable`` that the
+callback reads after the step. That keeps the default execution (not ``run_eagerly``)
+and traces the batch loss itself; the ``logs["loss"]`` of ``on_train_batch_end`` would be
+Keras' running mean over the epoch, not what the code computed.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ def main() -> None:
     x, y = C.make_data(spec)
     C.resolve_lr(spec, x)
     trace = C.Trace(spec)
-    seen = {"loss": float("nan")}
+    keep, read = loss_box(keras)
     task, kind = spec["task"], spec.get("loss", "ce")
     out = 1 if task in ("binary", "regress") else spec.get("classes", 4)
     init = keras.initializers.RandomNormal(stddev=spec["init_std"]) if spec.get("init_std") else "glorot_uniform"
@@ -48,9 +56,13 @@ def main() -> None:
         elif kind == "unsafe_bce":
             p = ops.sigmoid(ops.squeeze(y_pred, -1))
             v = -ops.mean(y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p))
+        elif kind == "count_norm":
+            per = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+            rare = ops.cast(ops.equal(y_true, 0), "float32")
+            v = ops.mean(per * (1 - rare)) + ops.sum(per * rare) / ops.sum(rare)
         else:
             v = ops.mean(keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True))
-        seen["loss"] = float(v.detach()) if hasattr(v, "detach") else float(v)
+        keep(v)
         return v
 
     spe = math.ceil(len(x) / spec["batch_size"])
@@ -62,7 +74,7 @@ def main() -> None:
             self.epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
-            trace.step(self.epoch * spe + batch + 1, seen["loss"])
+            trace.step(self.epoch * spe + batch + 1, read())
 
     if spec.get("optimizer") == "adam":
         opt = keras.optimizers.Adam(learning_rate=spec["lr"])
@@ -76,6 +88,23 @@ def main() -> None:
     model.fit(x, y, batch_size=spec["batch_size"], epochs=epochs, shuffle=False, callbacks=cbs,
               verbose=1 if spec["variant"] == "verbose1" else 2)
     trace.close()
+
+
+def loss_box(keras):
+    """(keep, read): hand the batch loss from the loss function to the trace callback.
+
+    torch runs the loss eagerly (a float is kept); TensorFlow in a ``tf.function``, so the
+    symbolic loss is assigned to a variable and read after the step.
+    """
+    if keras.backend.backend() != "tensorflow":
+        seen = {"loss": float("nan")}
+
+        def keep(v):
+            seen["loss"] = float(v.detach()) if hasattr(v, "detach") else float(v)
+        return keep, lambda: seen["loss"]
+    import tensorflow as tf
+    box = tf.Variable(float("nan"), trainable=False, dtype=tf.float32)
+    return (lambda v: box.assign(tf.cast(v, tf.float32))), (lambda: float(box.numpy()))
 
 
 if __name__ == "__main__":

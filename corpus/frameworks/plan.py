@@ -38,9 +38,38 @@ EXTRA = [("hf", "notqdm", ["none", "unsafe_log", "lr_far_too_high", "corrupt_sam
          ("torch", "tqdm", ["corrupt_sample", "unsafe_log", "rnn_no_clip", "fp16"], 1),
          ("lightning", "tqdm", ["corrupt_sample", "label_count_zero"], 1),
          ("keras", "verbose1", ["corrupt_sample", "lr_too_high_gradual"], 1)]
+# The TensorFlow families, drawn after EXTRA (so every run above keeps its spec).
+TF_RUNS = [("tf", "print", ["none", "lr_far_too_high", "lr_too_high_gradual", "rnn_no_clip", "corrupt_sample",
+                            "unsafe_log", "unnormalised_input", "lr_far_too_low", "fp16"], 1),
+           ("tf", "tfprint", ["none", "lr_far_too_high", "corrupt_sample", "bad_init", "fp16", "bf16"], 1),
+           ("tf", "logging", ["none", "rnn_no_clip", "unsafe_log", "label_count_zero", "lr_zero"], 1),
+           ("tf", "check_numerics", ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample",
+                                     "unsafe_log"], 1),
+           ("keras_tf", "verbose1", ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample",
+                                     "unsafe_log", "unnormalised_input", "bad_init", "lr_far_too_low"], 1),
+           ("keras_tf", "verbose2", ["none", "lr_far_too_high", "corrupt_sample", "unsafe_log",
+                                     "label_count_zero", "lr_zero"], 1)]
+# TRL, Accelerate and mmengine, drawn after TF_RUNS (so every run above keeps its spec).
+# No fp16 here: Trainer's and Accelerate's fp16 on the CPU are silently fp32, mmengine's AmpOptimWrapper
+# asserts a GPU. No unsafe_log for TRL: a tiny LM's logits never spread far enough for a softmax to underflow.
+EXTRA_FW = [("trl", "tqdm", ["none", "lr_far_too_high", "corrupt_sample", "label_count_zero", "bad_init",
+                             "lr_far_too_low", "bf16", "lr_zero"], 1),
+            ("trl", "tqdm-nofilter", ["none", "corrupt_sample", "label_count_zero"], 1),
+            ("trl", "notqdm", ["none", "corrupt_sample", "lr_far_too_high"], 1),
+            ("accelerate", "launch2-logging", ["none", "lr_far_too_high", "corrupt_sample", "unsafe_log", "bf16"], 1),
+            ("accelerate", "launch2-print", ["none", "corrupt_sample", "label_count_zero"], 1),
+            ("accelerate", "launch-cpu-print", ["bad_init", "lr_far_too_low"], 1),
+            ("accelerate", "python-logging", ["none", "lr_too_high_gradual", "unnormalised_input", "rnn_no_clip"], 1),
+            ("mmengine", "noclip", ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample", "unsafe_log",
+                                    "bad_init", "lr_far_too_low", "rnn_no_clip"], 1),
+            ("mmengine", "clip", ["none", "corrupt_sample", "label_count_zero", "unnormalised_input", "unsafe_log"], 1),
+            ("accelerate", "launch2-rankprint", ["none", "corrupt_sample"], 1)]
 PACKAGE = {"hf": ("requirements.txt", "transformers"), "hf4": ("requirements-hf4.txt", "transformers"),
            "torch": (None, "torch"), "lightning": ("requirements.txt", "lightning"),
-           "keras": ("requirements.txt", "keras")}
+           "keras": ("requirements.txt", "keras"),
+           "tf": ("requirements-tf.txt", "tensorflow-cpu"), "keras_tf": ("requirements-tf.txt", "keras"),
+           "trl": ("requirements-extra.txt", "trl"), "accelerate": ("requirements-extra.txt", "accelerate"),
+           "mmengine": ("requirements-extra.txt", "mmengine")}
 
 
 def version(fw: str) -> str:
@@ -96,11 +125,20 @@ def plan(seed: int = 1, only: list[str] | None = None, limit: int = 0) -> list[d
                     n += 1
                     if (not only or fw in only) and (not limit or n <= limit):
                         specs.append(spec)
-    for fw, variant, causes, reps in EXTRA:
+    for cells, suffix in ((EXTRA, "x"), (TF_RUNS, ""), (EXTRA_FW, "")):  # drawn in this order, after TABLE
+        specs += _drawn(cells, suffix, r, only)
+    return specs
+
+
+def _drawn(cells: list, suffix: str, r: random.Random, only: list[str] | None) -> list[dict]:
+    """The specs of ``(framework, variant, causes, reps)`` cells, every one drawn from ``r``
+    (kept or not), so that a list's runs do not depend on ``only``."""
+    specs = []
+    for fw, variant, causes, reps in cells:
         for cause in causes:
             for rep in range(reps):
                 spec = make_spec(fw, variant, cause, r)
-                spec["id"] = f"{fw}-{variant}-{cause}-x{rep}"
+                spec["id"] = f"{fw}-{variant}-{cause}-{suffix}{rep}"
                 if not only or fw in only:
                     specs.append(spec)
     return specs
@@ -137,10 +175,44 @@ def make_spec(fw: str, variant: str, cause: str, r: random.Random) -> dict:
         s["ckpt_every"] = s.get("ckpt_every") or r.choice([50, 100])
     if fw == "lightning":
         s["artefacts"] = ["lightning_logs/*/metrics.csv"]
-    if fw == "keras":
+    if fw == "tf":  # how the loop is written: tf.function or eager, how it prints
+        s["tf_function"] = variant == "tfprint" or r.choice([True, True, True, False])
+        s["print_style"] = r.choice(["step", "epoch", "guide"])
+        if variant == "logging":
+            s["log_style"] = r.choice(["absl", "python"])
+    if fw in ("keras", "keras_tf"):
         s["artefacts"] = ["training.csv"]
         s["requeue"] = "scratch" if s["requeue"] else ""
         s["terminate_on_nan"] = r.random() < 0.7 or s["attempts"] > 1
     s["options"] = {k: s[k] for k in ("optimizer", "precision", "init_std", "input_scale", "loss", "task",
-                                      "on_nonfinite", "unbuffered", "batch_size") if k in s}
+                                      "on_nonfinite", "unbuffered", "batch_size", "tf_function", "print_style",
+                                      "log_style") if k in s}
+    if fw in ("trl", "accelerate", "mmengine"):
+        extra_fw_knobs(s, r)
     return s
+
+
+def extra_fw_knobs(s: dict, r: random.Random) -> None:
+    """The TRL / Accelerate / mmengine fields (drawn last: the runs of the other families keep theirs)."""
+    fw, variant, cause = s["framework"], s["variant"], s["cause"]
+    no_clip = cause in ("lr_far_too_high", "lr_too_high_gradual", "bad_init", "rnn_no_clip")
+    if fw == "trl":  # the Trainer's knobs, as for hf
+        s["hides_nan"] = "nofilter" not in variant
+        s["hf_info"] = r.random() < 0.5
+        s["hf_clip"] = 0.0 if no_clip else r.choice([1.0, 0.0])
+        s["ckpt_every"] = s.get("ckpt_every") or r.choice([50, 100])
+        s["artefacts"] = ["out/checkpoint-*/trainer_state.json"]
+        s["task"] = "text"
+    if fw == "accelerate":
+        s["ranks"] = 2 if variant.startswith("launch2") else 1
+        s["steps_per_epoch"] = -(-s["n_samples"] // (s["batch_size"] * s["ranks"]))
+        s["clip"] = 0.0 if no_clip else r.choice([1.0, 0.0])
+        s["ckpt_every"] = s.get("ckpt_every") or 50
+    if fw == "mmengine":
+        s["clip"] = r.choice([1.0, 5.0]) if variant == "clip" else 0.0
+        s["max_epochs"] = -(-s["steps"] // s["steps_per_epoch"])
+        s["steps"] = s["max_epochs"] * s["steps_per_epoch"]  # by epochs: the whole last epoch runs
+        s["val_interval"] = max(1, s["max_epochs"] // r.choice([3, 4, 5]))
+        s["ckpt_every"] = s.get("ckpt_every") or 50
+        s["artefacts"] = ["work_dir/*/*.log", "work_dir/*/vis_data/scalars.json"]
+    s["options"].update({k: s[k] for k in ("task", "clip", "ranks", "hf_clip", "max_epochs") if k in s})
