@@ -68,7 +68,10 @@ def _fresh_bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         start = line_at(chunk, m.start())[0]
         if chunk[start:m.start()].strip():
             continue
-        out.add(m.start(), 0, None, None, "bar", None, None, int(m.group(1)))
+        # at the end of the line before: the bar comes before anything glued after it on its
+        # line (``0/160 [00:00<?, ?it/s]12/02 ... Step 10: loss ...``, whose records sit at
+        # the line's start)
+        out.add(max(start - 1, 0), 0, None, None, "bar", None, None, int(m.group(1)))
 
 
 def _checkpoint(matches: Iterator[re.Match[bytes]], out: Batch) -> None:

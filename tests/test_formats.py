@@ -131,3 +131,12 @@ def test_dataset_bars_do_not_set_the_trainer_step() -> None:
             "[00:00<00:00, 89347.44 examples/s]\n"
             "{'loss': '3.809', 'grad_norm': '1.0', 'learning_rate': '0.003', 'epoch': '0.68'}\n")
     assert _loss(text)["step"].tolist() == [16]
+
+
+def test_a_fresh_bar_glued_before_a_line_is_not_a_restart_after_it() -> None:
+    """``0/160 [00:00<?, ?it/s]`` with a logging line glued after it (tqdm and logging on
+    one stream): the bar comes first, so the records after it do not go back to step 0."""
+    text = ("\r  0%|          | 0/160 [00:00<?, ?it/s]12/02/2026 17:31:07 - INFO - __main__ - Step 10: loss 0.8340, lr 0.003\n"
+            "12/02/2026 17:31:07 - INFO - __main__ - Step 20: loss nan, lr 0.003\n")
+    loss = _loss(text)
+    assert loss["step"].tolist() == [10, 20] and set(loss["segment"]) == {0}
