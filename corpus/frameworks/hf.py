@@ -64,15 +64,11 @@ def build_model(spec: dict) -> nn.Module:
     return Wrapped(inner, spec)
 
 
-def main() -> None:
-    spec = C.load_spec()
-    C.seed_all(spec["seed"])
-    from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-    set_seed(spec["seed"])
-    x, y = C.make_data(spec)
-    C.resolve_lr(spec, x)
-    model = build_model(spec)
-    trace = C.Trace(spec)
+def trace_callback(spec: dict, trace: C.Trace, model: nn.Module, last_loss):
+    """The ``TrainerCallback`` that writes the trace at each optimizer step: the loss the
+    step computed (``last_loss()``), the grad norm before the optimizer (clipping aside),
+    and, for a run that stops on nan, the ``RuntimeError`` a user's callback would raise."""
+    from transformers import TrainerCallback
 
     class TraceCallback(TrainerCallback):
         gn = None
@@ -81,9 +77,22 @@ def main() -> None:
             self.gn = C.grad_norm(model.parameters())
 
         def on_step_end(self, args, state, control, **kw):
-            trace.step(state.global_step, model.last_loss, self.gn)
-            if spec.get("on_nonfinite") == "raise" and not math.isfinite(model.last_loss):
-                raise RuntimeError(f"non-finite loss {model.last_loss} at step {state.global_step}")
+            trace.step(state.global_step, last_loss(), self.gn)
+            if spec.get("on_nonfinite") == "raise" and not math.isfinite(last_loss()):
+                raise RuntimeError(f"non-finite loss {last_loss()} at step {state.global_step}")
+
+    return TraceCallback()
+
+
+def main() -> None:
+    spec = C.load_spec()
+    C.seed_all(spec["seed"])
+    from transformers import Trainer, TrainingArguments, set_seed
+    set_seed(spec["seed"])
+    x, y = C.make_data(spec)
+    C.resolve_lr(spec, x)
+    model = build_model(spec)
+    trace = C.Trace(spec)
 
     args = TrainingArguments(
         output_dir="out", max_steps=spec["steps"], per_device_train_batch_size=spec["batch_size"],
@@ -96,7 +105,7 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     key = "input_ids" if spec.get("model") == "bert" else "x"
     trainer = Trainer(model=model, args=args, train_dataset=Data(x, y, key), optimizers=(opt, sched),
-                      callbacks=[TraceCallback()])
+                      callbacks=[trace_callback(spec, trace, model, lambda: model.last_loss)])
     resume = spec.get("resume") and any(d.startswith("checkpoint-") for d in os.listdir("out")) \
         if os.path.isdir("out") else False
     trainer.train(resume_from_checkpoint=True if resume else None)

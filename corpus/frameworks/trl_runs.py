@@ -23,13 +23,13 @@ norm before clipping. Variants: ``tqdm`` (defaults, ``logging_nan_inf_filter=Tru
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 import torch
 
 from corpus.frameworks import common as C
+from corpus.frameworks.hf import trace_callback
 
 WORDS = 32
 SPECIAL = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "x_corrupt"]
@@ -107,7 +107,7 @@ def main() -> None:
     spec = C.load_spec()
     C.seed_all(spec["seed"])
     from datasets import Dataset
-    from transformers import TrainerCallback, set_seed
+    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
     set_seed(spec["seed"])
     model = build_model(spec)
@@ -121,17 +121,6 @@ def main() -> None:
             self.last_loss = float((out[0] if return_outputs else out).detach())
             return out
 
-    class TraceCallback(TrainerCallback):
-        gn = None
-
-        def on_pre_optimizer_step(self, args, state, control, **kw):
-            self.gn = C.grad_norm(model.parameters())
-
-        def on_step_end(self, args, state, control, **kw):
-            trace.step(state.global_step, trainer.last_loss, self.gn)
-            if spec.get("on_nonfinite") == "raise" and not math.isfinite(trainer.last_loss):
-                raise RuntimeError(f"non-finite loss {trainer.last_loss} at step {state.global_step}")
-
     args = SFTConfig(
         output_dir="out", max_steps=spec["steps"], per_device_train_batch_size=spec["batch_size"],
         learning_rate=spec["lr"], lr_scheduler_type="constant", logging_steps=spec["log_every"],
@@ -144,7 +133,7 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     trainer = Traced(model=model, args=args, train_dataset=Dataset.from_dict({"text": make_texts(spec)}),
                      processing_class=make_tokenizer(), compute_loss_func=lm_loss(spec), optimizers=(opt, sched),
-                     callbacks=[TraceCallback()])
+                     callbacks=[trace_callback(spec, trace, model, lambda: trainer.last_loss)])
     resume = spec.get("resume") and any(d.startswith("checkpoint-") for d in os.listdir("out")) \
         if os.path.isdir("out") else False
     trainer.train(resume_from_checkpoint=True if resume else None)
