@@ -400,8 +400,9 @@ class Assembler:
             step[idx] = raw + offset
             self._epoch_offset = float(offset[-1])
             self._counter_gap = float(gaps[-1])
-        elif len(raw) > 1 and (np.diff(raw) > 0).any():
-            self._counter_gap = float(np.diff(raw)[np.diff(raw) > 0][-1])
+        else:
+            rises = np.diff(raw)[np.diff(raw) > 0]
+            self._counter_gap = float(rises[-1]) if len(rises) else self._counter_gap
         self._counter_last, self._counter_epoch = float(raw[-1]), float(ep[-1])
 
     def _main_bars(self, prep: Prepared) -> np.ndarray:

@@ -94,22 +94,37 @@ def main() -> None:
     model = build_model(spec)
     trace = C.Trace(spec)
 
-    args = TrainingArguments(
+    args = TrainingArguments(**trainer_args(spec))
+    key = "input_ids" if spec.get("model") == "bert" else "x"
+    trainer = Trainer(model=model, args=args, train_dataset=Data(x, y, key), optimizers=optimizers(spec, model),
+                      callbacks=[trace_callback(spec, trace, model, lambda: model.last_loss)])
+    train(trainer, spec)
+    trace.close()
+
+
+def trainer_args(spec: dict) -> dict:
+    """The ``TrainingArguments`` (and TRL ``SFTConfig``) keywords of a run: constant lr,
+    logging and checkpoints every N steps, clipping, bf16, the nan filter, tqdm or not."""
+    return dict(
         output_dir="out", max_steps=spec["steps"], per_device_train_batch_size=spec["batch_size"],
         learning_rate=spec["lr"], lr_scheduler_type="constant", logging_steps=spec["log_every"],
         save_strategy="steps", save_steps=spec["ckpt_every"], save_total_limit=2, report_to="none",
         use_cpu=True, seed=spec["seed"], max_grad_norm=spec.get("hf_clip", 1.0), bf16=spec.get("precision") == "bf16",
         logging_nan_inf_filter="nofilter" not in spec["variant"], dataloader_num_workers=0,
         log_level="info" if spec.get("hf_info") else "passive", disable_tqdm=spec["variant"] == "notqdm")
+
+
+def optimizers(spec: dict, model: nn.Module) -> tuple:
+    """The run's optimizer with a constant schedule (the Trainer's ``optimizers=``)."""
     opt = C.make_optimizer(spec, model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    key = "input_ids" if spec.get("model") == "bert" else "x"
-    trainer = Trainer(model=model, args=args, train_dataset=Data(x, y, key), optimizers=(opt, sched),
-                      callbacks=[trace_callback(spec, trace, model, lambda: model.last_loss)])
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def train(trainer, spec: dict) -> None:
+    """``trainer.train()``, resuming from the last checkpoint when a re-queued run has one."""
     resume = spec.get("resume") and any(d.startswith("checkpoint-") for d in os.listdir("out")) \
         if os.path.isdir("out") else False
     trainer.train(resume_from_checkpoint=True if resume else None)
-    trace.close()
 
 
 if __name__ == "__main__":

@@ -23,13 +23,12 @@ norm before clipping. Variants: ``tqdm`` (defaults, ``logging_nan_inf_filter=Tru
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
 
 from corpus.frameworks import common as C
-from corpus.frameworks.hf import trace_callback
+from corpus.frameworks.hf import optimizers, trace_callback, train, trainer_args
 
 WORDS = 32
 SPECIAL = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "x_corrupt"]
@@ -121,22 +120,12 @@ def main() -> None:
             self.last_loss = float((out[0] if return_outputs else out).detach())
             return out
 
-    args = SFTConfig(
-        output_dir="out", max_steps=spec["steps"], per_device_train_batch_size=spec["batch_size"],
-        learning_rate=spec["lr"], lr_scheduler_type="constant", logging_steps=spec["log_every"],
-        save_strategy="steps", save_steps=spec["ckpt_every"], save_total_limit=2, report_to="none",
-        use_cpu=True, seed=spec["seed"], max_grad_norm=spec.get("hf_clip", 1.0), bf16=spec.get("precision") == "bf16",
-        logging_nan_inf_filter="nofilter" not in spec["variant"], dataloader_num_workers=0, max_length=16,
-        log_level="info" if spec.get("hf_info") else "passive", dataset_text_field="text",
-        disable_tqdm=spec["variant"] == "notqdm")
-    opt = C.make_optimizer(spec, model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    args = SFTConfig(**trainer_args(spec), max_length=16, dataset_text_field="text")
     trainer = Traced(model=model, args=args, train_dataset=Dataset.from_dict({"text": make_texts(spec)}),
-                     processing_class=make_tokenizer(), compute_loss_func=lm_loss(spec), optimizers=(opt, sched),
+                     processing_class=make_tokenizer(), compute_loss_func=lm_loss(spec),
+                     optimizers=optimizers(spec, model),
                      callbacks=[trace_callback(spec, trace, model, lambda: trainer.last_loss)])
-    resume = spec.get("resume") and any(d.startswith("checkpoint-") for d in os.listdir("out")) \
-        if os.path.isdir("out") else False
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    train(trainer, spec)
     trace.close()
 
 
