@@ -53,12 +53,24 @@ def guard(f: Mapping[str, float]) -> Guard:
         found = rule(f)
         if found is not None:
             return replace(found, rule=rule.__name__.strip("_"))
+    if f["n_logged_before_failure"] <= 1:
+        return _sudden(f)
     if f["nonfinite_then_finite"] == 1 or f["n_segments"] >= 2:
         return Guard(("X101", "N201", "N202"), "non-finite after the first 100 steps: the model weighs how it got "
                                                "there (a recovered nan or a restart could be a recurring sample)",
                      "late_recovered")
     return Guard(("X101", "N201"), "non-finite after the first 100 steps, once and for good (no restart, no "
                                    "recovery: nothing recurs): the model weighs how it got there", "late")
+
+
+def _sudden(f: Mapping[str, float]) -> Guard:
+    """Non-finite after at most one finite record, and not early: no curve shows a growth,
+    so nothing supports an explosion (X101 says the loss grew until it overflowed)."""
+    reason = "non-finite after at most one finite record, past the first steps: no growth is visible, a sudden nan"
+    if f["nonfinite_then_finite"] == 1 or f["n_segments"] >= 2:
+        return Guard(("N201", "N202"), reason + " (a recovered nan or a restart could be a recurring sample)",
+                     "sudden_recovered")
+    return Guard(("N201",), reason, "sudden")
 
 
 def _n(f: Mapping[str, float], name: str, default: float = 0.0) -> float:
@@ -155,9 +167,11 @@ def _no_failure(f: Mapping[str, float]) -> Guard | None:
     if f["n_train_records"] < 3:
         return _short_run(f)
     candidates = ["H001"]
-    mid_run = _n(f, "first_logged_step") > 10 * max(_n(f, "sampling_interval", 1.0), 1.0)
-    if not mid_run and _n(f, "final_loss_over_initial", 1.0) >= 0.8:
-        candidates.append("S401")  # a stall needs the start of the run and no real descent
+    interval = max(_n(f, "sampling_interval", 1.0), 1.0)
+    mid_run = _n(f, "first_logged_step") > 10 * interval
+    too_brief = _n(f, "log_steps_span", math.inf) < 2 * interval  # ranks printing one or two steps each
+    if not mid_run and not too_brief and _n(f, "final_loss_over_initial", 1.0) >= 0.8:
+        candidates.append("S401")  # a stall needs the start of the run, steps to see it, and no real descent
     if f["spike_recovered"] == 1 or _n(f, "spike_ratio") > 0:
         candidates.append("R601")  # no spike, no recovered spike
     if len(candidates) == 1:
@@ -218,6 +232,8 @@ def _early(f: Mapping[str, float]) -> Guard | None:
         return None
     if f["steps_inferred"] == 1 and _n(f, "epoch_at_failure") >= 0.1:
         return None  # counted records, not iterations: the printed epoch says it was not early
+    if f["steps_inferred"] == 1 and math.isnan(f["epoch_at_failure"]) and f["n_logged_before_failure"] == 0:
+        return None  # a first counted record with no epoch: a window of a run, nothing says how far in
     if step < 100 or (f["n_logged_before_failure"] <= 1 and step <= 1000):
         return Guard(("L301",), f"non-finite at step {int(step)}, with at most one finite record before it")
     return None

@@ -50,7 +50,7 @@ import pandas as pd
 
 from .types import GRAD_METRICS, NONFINITE_EVENTS, RunSeries, is_loss_metric
 
-FEATURE_SCHEMA_VERSION = 4
+FEATURE_SCHEMA_VERSION = 5
 
 #: every feature value is clipped to [-CLIP, CLIP] (ratios of exploding losses reach 1e30)
 CLIP = 1e12
@@ -743,11 +743,15 @@ def lr_max(run: _Run) -> float:
     return _clip(float(values.max())) if len(values) else _NAN
 
 
-@_feature("lr_is_zero_at_failure", "0/1", """1 if lr_at_failure is 0 (a nan with lr = 0 is
-    in the data or the forward pass, not the optimiser step); nan when unknown.""")
+@_feature("lr_is_zero_at_failure", "0/1", """1 if lr_at_failure is 0 and so was the lr
+    logged before it (the weights were frozen: a nan with lr = 0 is in the data or the forward
+    pass, not the optimiser step); 0 otherwise (a schedule that only reached 0 at the failure
+    froze nothing); nan when unknown, or a lone lr record of 0.""")
 def lr_is_zero_at_failure(run: _Run) -> float:
-    lr = lr_at_failure(run)
-    return _NAN if math.isnan(lr) else _flag(lr == 0)
+    values = _lr_until_failure(run)["value"].to_numpy(float)
+    if not len(values) or (values[-1] == 0 and len(values) < 2):
+        return _NAN
+    return _flag(values[-1] == 0 and values[-2] == 0)
 
 
 _WARMUP_KEYS = ("warmup_steps", "warmup_iters", "lr_warmup_iters", "warmup_num_steps", "warmup_updates",

@@ -153,6 +153,28 @@ def test_nan_with_lr_zero_points_at_the_data() -> None:
     assert d.verdict.code == "N202" and d.first_nonfinite.step == 182
 
 
+@pytest.mark.parametrize("name", ["tf_tensor2tensor_106.log", "keras_jax_19595.log", "nanogpt_tinyuniverse_31.log",
+                                  "tf_tflitedetectionandroid_183.log"])
+def test_no_curve_before_a_late_nan_is_no_explosion(name: str) -> None:
+    """One finite record or none before the nan, past the first steps (or a pasted window of
+    counted records, or an lr that only reached 0 at the end of its schedule): nothing grew."""
+    d = diagnose(REAL_LOGS / name)
+    assert d.verdict.code == "N201", d.verdict.decided_by
+
+
+def test_late_nan_after_one_record_is_sudden_not_exploding(write) -> None:
+    d = run(write, "late.log", caffe([(5000, "2.30"), (5020, "nan")]))
+    assert d.verdict.code == "N201" and "no growth" in d.verdict.decided_by
+    grown = run(write, "grown.log", caffe([(5000 + 20 * i, f"{2.3 * 3 ** i:.1f}") for i in range(8)] + [(5160, "nan")]))
+    assert grown.verdict.code == "X101"
+
+
+def test_a_stall_needs_more_than_one_logging_interval(write) -> None:
+    """Every rank printing the same two steps is no stall (torchtitan prints a step per rank)."""
+    d = diagnose(REAL_LOGS / "torchtitan_torchtitan_pr2389.log")
+    assert d.verdict.code == "H001" and "S401" not in d.verdict.probabilities
+
+
 def test_cross_file_recurrence_is_evidence(write) -> None:
     part = caffe(descending(30) + [(600, "nan")])
     # two attempts print the same curve, but never the same bytes (times, pids differ)

@@ -60,7 +60,7 @@ def caffe(*entries: tuple[int, str], restarts_before: tuple[int, ...] = ()) -> s
 # ---- the schema ------------------------------------------------------------------------
 
 def test_schema_is_documented_and_ordered() -> None:
-    assert FEATURE_SCHEMA_VERSION == 4
+    assert FEATURE_SCHEMA_VERSION == 5
     assert len(set(FEATURE_NAMES)) == len(FEATURES) >= 45
     for f in FEATURES:
         assert f.name.isidentifier() and f.unit and len(f.doc) > 40, f
@@ -238,6 +238,15 @@ def test_lr_warmup_and_lr_zero_at_failure() -> None:
     zero = caffe((0, 2.3), (10, "nan")).replace("lr = 0.01", "lr = 0")
     z = features(text_log(zero))
     assert z["lr_is_zero_at_failure"] == 1 and z["in_warmup_at_failure"] == 0
+
+
+def test_a_schedule_that_reaches_zero_only_at_the_failure_froze_nothing() -> None:
+    lines = [f"I0425 10:12:49.611122  9167 solver.cpp:65] Iteration {s}, loss = {1.0 if s < 40 else 'nan'}\n"
+             f"I0425 10:12:49.611122  9167 solver.cpp:106] Iteration {s}, lr = {(40 - s) / 1000}"
+             for s in range(0, 50, 10)]
+    assert features(text_log("\n".join(lines)))["lr_is_zero_at_failure"] == 0
+    lone = caffe((10, "nan")).replace("lr = 0.01", "lr = 0")
+    assert math.isnan(features(text_log(lone))["lr_is_zero_at_failure"])
 
 
 def test_hf_dict_lines_and_training_arguments() -> None:
