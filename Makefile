@@ -95,11 +95,13 @@ $(FWHF4)/bin/python: corpus/frameworks/requirements-hf4.txt
 	$(FWHF4)/bin/pip install --quiet -r corpus/frameworks/requirements-hf4.txt
 	touch $(FWHF4)/bin/python
 
-# TensorFlow (families tf, keras_tf); torch too, for corpus/frameworks/common.py
-$(FWTF)/bin/python: corpus/frameworks/requirements-tf.txt
+# TensorFlow (families tf, keras_tf; keras2: tf-keras, --no-deps, as tf.keras with TF_USE_LEGACY_KERAS=1);
+# torch too, for corpus/frameworks/common.py
+$(FWTF)/bin/python: corpus/frameworks/requirements-tf.txt corpus/frameworks/requirements-keras2.txt
 	$(PYTHON) -m venv $(FWTF)
 	$(FWTF)/bin/pip install --quiet torch==2.13.0
 	$(FWTF)/bin/pip install --quiet -r corpus/frameworks/requirements-tf.txt
+	$(FWTF)/bin/pip install --quiet --no-deps -r corpus/frameworks/requirements-keras2.txt
 	touch $(FWTF)/bin/python
 
 # TRL, Accelerate and mmengine (families trl, accelerate, mmengine)
@@ -110,8 +112,17 @@ $(FWEXTRA)/bin/python: corpus/frameworks/requirements-extra.txt
 	$(FWEXTRA)/bin/pip install --quiet -r corpus/frameworks/requirements-extra.txt
 	touch $(FWEXTRA)/bin/python
 
+# Older releases: pytorch_lightning 1.9, transformers 4.36 (families lightning1, hf436)
+FWOLD = .venv-frameworks-old
+$(FWOLD)/bin/python: corpus/frameworks/requirements-old.txt
+	$(PYTHON) -m venv $(FWOLD)
+	$(FWOLD)/bin/pip install --quiet torch==2.13.0
+	$(FWOLD)/bin/pip install --quiet -r corpus/frameworks/requirements-old.txt
+	touch $(FWOLD)/bin/python
+
 .PHONY: corpus-frameworks corpus-frameworks-check
-corpus-frameworks: $(FWVENV)/bin/python $(FWHF4)/bin/python $(FWTF)/bin/python $(FWEXTRA)/bin/python
+corpus-frameworks: $(FWVENV)/bin/python $(FWHF4)/bin/python $(FWTF)/bin/python $(FWEXTRA)/bin/python \
+		$(FWOLD)/bin/python
 	nice -n 10 $(FWVENV)/bin/python -m corpus.frameworks.build --out corpus/framework_runs
 
 corpus-frameworks-check: venv

@@ -40,18 +40,20 @@ def scores(head: bytes, formats: tuple[Format, ...] | None = None) -> list[tuple
 
 
 def records_read(fmt: Format, head: bytes) -> int:
-    """Loss records and events that ``fmt`` reads in ``head``. Only losses count: a
-    free-form reader turns every number on a line into a metric, a format reads the few
-    that matter; events count because some formats show a failure only as one (a
-    Megatron line without its loss)."""
+    """Distinct loss records and the events that ``fmt`` reads in ``head``. Only losses
+    count: a free-form reader turns every number on a line into a metric, a format reads
+    the few that matter; a value read again (a progress bar redrawn with the same
+    postfix, which a format that knows the bar reads once) counts once; events count
+    because some formats show a failure only as one (a Megatron line without its loss)."""
     from .scan import scan_chunk  # the scanner imports the registry: import it late
 
     batch = scan_chunk(fmt, head, head)
-    found = sum(1 for m in batch.metric if m is not None and "loss" in m)
+    found = {(m, repr(v)) for m, v in zip(batch.metric, batch.value) if m is not None and "loss" in m}
     for part in batch.arrays:
-        lossy = np.array(["loss" in str(name) for name in part.names] + [False], dtype=bool)
-        found += int(np.count_nonzero(lossy[np.where(part.codes >= 0, part.codes, len(part.names))]))
-    return found + len(batch.events)
+        lossy = [i for i, name in enumerate(part.names) if "loss" in str(name)]
+        rows = np.flatnonzero(np.isin(part.codes, lossy))
+        found |= {(part.names[c], repr(v)) for c, v in zip(part.codes[rows].tolist(), part.value[rows].tolist())}
+    return len(found) + len(batch.events)
 
 
 def detect(head: bytes, forced: str | None = None) -> Format:

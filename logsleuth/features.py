@@ -90,7 +90,7 @@ def _feature(name: str, unit: str, doc: str) -> Callable[[Callable[["_Run"], flo
 # ---- the run, normalised once ---------------------------------------------------------
 
 _NAN = math.nan
-_COLS = ["step", "metric", "value", "phase", "segment", "rank", "epoch", "line"]
+_COLS = ["step", "metric", "value", "phase", "segment", "rank", "epoch", "line", "row"]
 _FATAL_POINT = ("value", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale")
 
 
@@ -109,7 +109,8 @@ def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
         "epoch": pd.to_numeric(frame.get("epoch", pd.Series(_NAN, index=frame.index)), errors="coerce"),
         "line": pd.to_numeric(frame["line"], errors="coerce").fillna(0).astype(int),
     })
-    return out.sort_values("line", kind="stable").reset_index(drop=True)
+    out = out.sort_values("line", kind="stable").reset_index(drop=True)
+    return out.assign(row=np.arange(len(out)))  # file order within a line (tqdm's \r keeps a run on one line)
 
 
 def _lossy(metric: pd.Series, exclude_avg: bool = False) -> pd.Series:
@@ -166,7 +167,7 @@ class _Run:
         comps = self.components
         grouped = comps.groupby(["segment", "line"], sort=False)  # components of a line, summed
         total = grouped.agg(step=("step", "first"), epoch=("epoch", "first"), rank=("rank", "first"),
-                            value=("value", lambda v: float(np.sum(v.to_numpy()))))
+                            row=("row", "first"), value=("value", lambda v: float(np.sum(v.to_numpy()))))
         total = total.reset_index().assign(metric=SUM_OF_COMPONENTS, phase="train")
         return total[_COLS].sort_values("line", kind="stable").reset_index(drop=True)
 
@@ -190,8 +191,9 @@ class _Run:
         watched = _lossy(f["metric"]) | f["metric"].isin(GRAD_METRICS)
         bad = f[watched & ~np.isfinite(f["value"].to_numpy())]
         values = pd.DataFrame({"line": bad["line"], "step": bad["step"], "segment": bad["segment"],
-                               "metric": bad["metric"], "kind": "value", "phase": bad["phase"], "order": 1})
-        evs = [(e.line, _NAN if e.step is None else float(e.step), int(e.segment), e.kind, e.kind, "train", 0)
+                               "metric": bad["metric"], "kind": "value", "phase": bad["phase"], "order": 1,
+                               "row": bad["row"]})
+        evs = [(e.line, _NAN if e.step is None else float(e.step), int(e.segment), e.kind, e.kind, "train", 0, -1)
                for e in self.events if e.kind in NONFINITE_EVENTS]
         events = pd.DataFrame(evs, columns=list(values.columns))
         both = pd.concat([x for x in (events, values) if len(x)], ignore_index=True) if (len(evs) or len(bad)) \
@@ -234,7 +236,11 @@ class _Run:
         rows = self.in_focus(rows)
         rows = rows[np.isfinite(rows["value"].to_numpy())]
         if self.failure is not None:
-            rows = rows[rows["line"] < self.failure["line"]]
+            # on the failure's own line (tqdm's \r keeps a whole run on one), the rows printed
+            # before it at an earlier step (an event comes before the rows of its line)
+            line, row, step = self.failure["line"], self.failure["row"], self.failure["step"]
+            same_line = (rows["line"] == line) & (rows["row"] < row) & (rows["step"] < step)
+            rows = rows[(rows["line"] < line) | same_line]
         return rows
 
     @cached_property

@@ -183,10 +183,27 @@ def _steps_from_bars(chunk: bytes, out: Batch, records_too: bool) -> None:
     pos, count, total = _training_bars(chunk, lo, pos, count, total, records_too)
     found = np.flatnonzero(pos >= 0)
     found = found[np.unique(pos[found], return_index=True)[1]]  # a bar counts once
+    if not records_too and len(found):
+        found = found[count[found] >= _step_before(out, pos[found])]
     if len(found):
         n = len(found)
         out.arrays.append(Columns(pos[found], count[found], np.full(n, -1, np.int32), [], np.full(n, np.nan),
                                   np.full(n, BAR, np.int8), None, total[found]))
+
+
+def _step_before(out: Batch, at: np.ndarray) -> np.ndarray:
+    """The printed step of the last record before each position (-inf where none). Where
+    records print their own steps, a bar counting below it counts within an epoch (a
+    Lightning bar at ``10/40`` in epoch 6): no step for an event."""
+    pos = [np.array(out.pos, np.int64)] + [part.pos for part in out.arrays]
+    step = [np.array([np.nan if s is None else s for s in out.step], np.float64)] + [part.step for part in out.arrays]
+    pos, step = np.concatenate(pos), np.concatenate(step)
+    keep = ~np.isnan(step)
+    pos, step = pos[keep], step[keep]
+    order = np.argsort(pos, kind="stable")
+    pos, step = pos[order], np.maximum.accumulate(step[order]) if len(step) else step
+    k = np.searchsorted(pos, at) - 1
+    return np.where(k >= 0, step[np.maximum(k, 0)] if len(step) else -np.inf, -np.inf)
 
 
 def _rank_prefix_rx(chunk: bytes) -> "re.Pattern[bytes] | None":

@@ -431,3 +431,36 @@ def test_a_printed_loss_scale_that_fell_is_overflow_skips(write) -> None:
     assert d.verdict.code == "F501" and not d.failed
     steady = [line.split(", loss scale")[0] + ", loss scale: 32768" for line in lines]
     assert run(write, "fp16b.log", "\n".join(steady) + "\n").verdict.code == "H001"
+
+
+def lightning1_bars(epochs: int, per_epoch: int, nan_at: int, redraws: int = 1) -> str:
+    """pytorch_lightning 1.x's TQDM bar captured to a file: every update of a run on one
+    line (``\\r`` only), the running ``loss`` before the logged ``train_loss``, and the
+    fit's end glued after the last update, then the bar's close on a line of its own."""
+    parts, loss = [], 1.0
+    for epoch in range(epochs):
+        for i in range(1, per_epoch + 1):
+            step = epoch * per_epoch + i
+            loss = loss * 0.97
+            shown = "nan" if step >= nan_at else f"{loss:.4g}"
+            bar = (f"Epoch {epoch}:  50%|#####     | {i}/{per_epoch} [00:00<00:00, 300.00it/s, loss={shown}, "
+                   f"v_num=0, train_loss={shown}]")
+            parts += [bar] * redraws
+    return ("\r".join(parts) + "`Trainer.fit` stopped: `max_steps=" + str(epochs * per_epoch) + "` reached.\n"
+            + parts[-1] + "\n")
+
+
+def test_lightning_bars_on_one_line_descend_before_a_sudden_nan(write) -> None:
+    """Records before the nan on its own (``\\r``-joined) line are the curve before it: a
+    sudden nan after 140 descending steps, not an early blowup; the bar after the glued
+    end of the fit counts within its epoch and starts no second attempt."""
+    d = run(write, "pl1.log", lightning1_bars(epochs=7, per_epoch=40, nan_at=144, redraws=3))
+    assert d.verdict.code == "N201", d.verdict.decided_by
+    assert d.first_nonfinite.step == 144 and d.attempts == 1
+    assert d.features["n_logged_before_failure"] >= 140
+
+
+def test_redrawn_bars_keep_the_format_that_knows_them(write) -> None:
+    """A format that reads a redrawn bar once is not outread by one that reads every redraw."""
+    path = write("redraw.log", lightning1_bars(epochs=30, per_epoch=1, nan_at=10_000, redraws=5))
+    assert logsleuth.read_log(path).format == "lightning"

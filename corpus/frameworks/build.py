@@ -57,6 +57,20 @@ CONVENTION.update(trl="Trainer global_step (the tqdm bar count)",
                   mmengine="(epoch - 1) * T + i (the log's [epoch][i/T], i 1-based)")
 
 
+# Older releases: Keras 2 (tf_keras, in the TensorFlow venv, as tf.keras with TF_USE_LEGACY_KERAS=1),
+# pytorch_lightning 1.9 and transformers 4.36 (.venv-frameworks-old, requirements-old.txt).
+OLD_PYTHON = ROOT / ".venv-frameworks-old" / "bin" / "python"
+MODULES.update(keras2="corpus.frameworks.keras_runs", lightning1="corpus.frameworks.lightning_runs",
+               hf436="corpus.frameworks.hf")
+PYTHONS.update(keras2=ROOT / ".venv-frameworks-tf" / "bin" / "python", lightning1=OLD_PYTHON, hf436=OLD_PYTHON)
+CONVENTION.update(keras2=CONVENTION["keras"], lightning1=CONVENTION["lightning"], hf436=CONVENTION["hf"])
+KERAS_BACKEND.update(keras2="tensorflow")
+# torch 2.13's torch.load defaults to weights_only=True; Lightning 1.9's and transformers 4.36's resume
+# (checkpoints with numpy RNG states) predate it and pass nothing: torch's own switch restores the old default.
+ENV = {"keras2": {"TF_USE_LEGACY_KERAS": "1"}, "lightning1": {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+       "hf436": {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}}
+
+
 def command(python: str, spec: dict, spec_file: Path) -> list[str]:
     """The job's command line: ``python -m module --spec``; Accelerate runs through its launcher.
 
@@ -82,6 +96,7 @@ def env_for(spec: dict) -> dict:
                 "TOKENIZERS_PARALLELISM": "false", "WANDB_DISABLED": "true",
                 "KERAS_BACKEND": KERAS_BACKEND.get(spec["framework"], "torch"),
                 "HOME": spec["workdir"], "TERM": "dumb", "COLUMNS": "120"})
+    env.update(ENV.get(spec["framework"], {}))
     if spec.get("unbuffered"):
         env["PYTHONUNBUFFERED"] = "1"
     return env

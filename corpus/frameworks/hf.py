@@ -76,6 +76,12 @@ def trace_callback(spec: dict, trace: C.Trace, model: nn.Module, last_loss):
         def on_pre_optimizer_step(self, args, state, control, **kw):
             self.gn = C.grad_norm(model.parameters())
 
+        def on_train_begin(self, args, state, control, optimizer=None, **kw):
+            if not hasattr(TrainerCallback, "on_pre_optimizer_step") and optimizer is not None:
+                # transformers < 4.46 has no such event: a pre-step hook on the optimizer instead
+                inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper holds the torch one
+                inner.register_step_pre_hook(lambda *a: setattr(self, "gn", C.grad_norm(model.parameters())))
+
         def on_step_end(self, args, state, control, **kw):
             trace.step(state.global_step, last_loss(), self.gn)
             if spec.get("on_nonfinite") == "raise" and not math.isfinite(last_loss()):

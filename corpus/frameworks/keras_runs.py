@@ -1,4 +1,5 @@
-"""Keras 3 ``model.fit`` on the torch or TensorFlow backend (``KERAS_BACKEND``), verbose=1 or 2.
+"""Keras 3 ``model.fit`` on the torch or TensorFlow backend (``KERAS_BACKEND``), verbose=1 or 2; Keras 2
+(``tf.keras`` with ``TF_USE_LEGACY_KERAS=1``, the ``tf_keras`` package: family ``keras2``) the same way.
 
 ``verbose1``: the progress bar (``c/T ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - loss: 0.4012``,
 carriage-return updates in the captured file; the loss is the running mean over the
@@ -31,8 +32,7 @@ from corpus.frameworks import common as C  # noqa: E402
 
 def main() -> None:
     spec = C.load_spec()
-    import keras
-    from keras import ops
+    keras, ops = import_keras()
 
     keras.utils.set_random_seed(spec["seed"])
     C.seed_all(spec["seed"])
@@ -51,6 +51,9 @@ def main() -> None:
     model = keras.Sequential(layers)
 
     def loss(y_true, y_pred):
+        if ops.legacy:  # Keras 2 may squeeze a (b, 1) prediction to (b,) before the loss: flatten both
+            y_true = ops.reshape(y_true, [-1])
+            y_pred = y_pred if kind in ("ce", "count_norm") else ops.expand_dims(ops.reshape(y_pred, [-1]), -1)
         if kind == "mse":
             v = ops.mean((ops.squeeze(y_pred, -1) - y_true) ** 2)
         elif kind == "unsafe_bce":
@@ -88,6 +91,22 @@ def main() -> None:
     model.fit(x, y, batch_size=spec["batch_size"], epochs=epochs, shuffle=False, callbacks=cbs,
               verbose=1 if spec["variant"] == "verbose1" else 2)
     trace.close()
+
+
+def import_keras():
+    """(keras, ops): Keras 3 and its ``keras.ops``, or, with ``TF_USE_LEGACY_KERAS=1`` (family
+    ``keras2``), TensorFlow's ``tf.keras`` (Keras 2, the ``tf_keras`` package) and the TF ops the loss uses."""
+    from types import SimpleNamespace
+    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+        import tensorflow as tf
+        ops = SimpleNamespace(mean=tf.reduce_mean, squeeze=tf.squeeze, sigmoid=tf.sigmoid, log=tf.math.log,
+                              cast=tf.cast, equal=tf.equal, sum=tf.reduce_sum, reshape=tf.reshape,
+                              expand_dims=tf.expand_dims, legacy=True)
+        return tf.keras, ops
+    import keras
+    from keras import ops
+    return keras, SimpleNamespace(**{k: getattr(ops, k) for k in ("mean", "squeeze", "sigmoid", "log", "cast",
+                                                                  "equal", "sum")}, legacy=False)
 
 
 def loss_box(keras):

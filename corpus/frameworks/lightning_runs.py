@@ -1,4 +1,5 @@
-"""Lightning (``lightning`` package) runs with the TQDM or the Rich progress bar.
+"""Lightning (``lightning`` package; ``pytorch_lightning`` 1.x for ``lightning1``) runs with the TQDM
+or the Rich progress bar.
 
 ``variant`` ``tqdm``: ``TQDMProgressBar(refresh_rate=...)``; ``rich``: ``RichProgressBar()``
 (the ``rich`` package), which on a non-terminal stdout writes no live updates. Both log
@@ -21,9 +22,15 @@ from corpus.frameworks import common as C
 
 def main() -> None:
     spec = C.load_spec()
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
+    old = spec["framework"] == "lightning1"  # PyTorch Lightning 1.x: the pytorch_lightning package
+    if old:
+        import pytorch_lightning as L
+        from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+        from pytorch_lightning.loggers import CSVLogger
+    else:
+        import lightning as L
+        from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+        from lightning.pytorch.loggers import CSVLogger
 
     L.seed_everything(spec["seed"])
     C.seed_all(spec["seed"])
@@ -47,8 +54,12 @@ def main() -> None:
                 raise FloatingPointError(f"train_loss is {self.last} at global step {self.global_step + 1}")
             return loss
 
-        def on_before_optimizer_step(self, optimizer):
-            self.gn = C.grad_norm(self.parameters())
+        if old:  # 1.x passes the optimizer's index too
+            def on_before_optimizer_step(self, optimizer, optimizer_idx):
+                self.gn = C.grad_norm(self.parameters())
+        else:
+            def on_before_optimizer_step(self, optimizer):
+                self.gn = C.grad_norm(self.parameters())
 
         def on_train_batch_end(self, outputs, batch, i):
             trace.step(self.trainer.global_step, self.last, self.gn)
@@ -61,6 +72,8 @@ def main() -> None:
     bar = RichProgressBar() if spec["variant"] == "rich" else TQDMProgressBar(refresh_rate=spec.get("refresh", 1))
     ckpt = ModelCheckpoint(dirpath="ckpt", save_last=True, every_n_train_steps=spec.get("ckpt_every") or 50)
     precision = "bf16-mixed" if spec.get("precision") == "bf16" else "32-true"
+    if old:  # 1.x names them bf16 / 32
+        precision = "bf16" if spec.get("precision") == "bf16" else 32
     trainer = L.Trainer(max_steps=spec["steps"], accelerator="cpu", devices=1, callbacks=[bar, ckpt],
                         logger=CSVLogger("."), log_every_n_steps=spec["log_every"], precision=precision,
                         gradient_clip_val=spec.get("clip"), enable_model_summary=True)

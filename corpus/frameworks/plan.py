@@ -64,12 +64,29 @@ EXTRA_FW = [("trl", "tqdm", ["none", "lr_far_too_high", "corrupt_sample", "label
                                     "bad_init", "lr_far_too_low", "rnn_no_clip"], 1),
             ("mmengine", "clip", ["none", "corrupt_sample", "label_count_zero", "unnormalised_input", "unsafe_log"], 1),
             ("accelerate", "launch2-rankprint", ["none", "corrupt_sample"], 1)]
+# Older releases of families above (keras2: Keras 2 as tf.keras; lightning1: pytorch_lightning 1.9;
+# hf436: transformers 4.36), drawn after EXTRA_FW (so every run above keeps its spec).
+OLD_FW = [("keras2", "verbose1", ["none", "lr_far_too_high", "lr_too_high_gradual", "corrupt_sample", "unsafe_log",
+                                  "bad_init", "lr_far_too_low"], 1),
+          ("keras2", "verbose2", ["none", "lr_far_too_high", "corrupt_sample", "unsafe_log", "unnormalised_input"], 1),
+          ("lightning1", "tqdm", ["none", "lr_far_too_high", "lr_too_high_gradual", "rnn_no_clip", "unsafe_log",
+                                  "bad_init", "lr_far_too_low", "bf16", "label_count_zero"], 1),
+          ("lightning1", "tqdm", ["corrupt_sample"], 2),
+          ("hf436", "tqdm", ["none", "lr_far_too_high", "lr_too_high_gradual", "unsafe_log", "label_count_zero",
+                             "bad_init", "lr_far_too_low"], 1),
+          ("hf436", "tqdm", ["corrupt_sample"], 2),
+          ("hf436", "tqdm-nofilter", ["corrupt_sample", "unsafe_log"], 1),
+          ("hf436", "bert", ["none"], 1)]
 PACKAGE = {"hf": ("requirements.txt", "transformers"), "hf4": ("requirements-hf4.txt", "transformers"),
            "torch": (None, "torch"), "lightning": ("requirements.txt", "lightning"),
            "keras": ("requirements.txt", "keras"),
            "tf": ("requirements-tf.txt", "tensorflow-cpu"), "keras_tf": ("requirements-tf.txt", "keras"),
            "trl": ("requirements-extra.txt", "trl"), "accelerate": ("requirements-extra.txt", "accelerate"),
-           "mmengine": ("requirements-extra.txt", "mmengine")}
+           "mmengine": ("requirements-extra.txt", "mmengine"),
+           "keras2": ("requirements-keras2.txt", "tf-keras"), "lightning1": ("requirements-old.txt", "pytorch-lightning"),
+           "hf436": ("requirements-old.txt", "transformers")}
+HF = ("hf", "hf4", "hf436")  # the Trainer families
+KERAS = ("keras", "keras_tf", "keras2")
 
 
 def version(fw: str) -> str:
@@ -125,7 +142,7 @@ def plan(seed: int = 1, only: list[str] | None = None, limit: int = 0) -> list[d
                     n += 1
                     if (not only or fw in only) and (not limit or n <= limit):
                         specs.append(spec)
-    for cells, suffix in ((EXTRA, "x"), (TF_RUNS, ""), (EXTRA_FW, "")):  # drawn in this order, after TABLE
+    for cells, suffix in ((EXTRA, "x"), (TF_RUNS, ""), (EXTRA_FW, ""), (OLD_FW, "")):  # in this order, after TABLE
         specs += _drawn(cells, suffix, r, only)
     return specs
 
@@ -157,14 +174,14 @@ def make_spec(fw: str, variant: str, cause: str, r: random.Random) -> dict:
     s["steps"] = r.choice([120, 160, 200, 250])
     if cause in ("lr_too_high_gradual", "unsafe_log"):
         s["steps"] = r.choice([250, 300, 400])
-    s["log_every"] = r.choice([1, 5, 10]) if fw != "hf" and fw != "hf4" else r.choice([1, 5, 10, 20])
+    s["log_every"] = r.choice([1, 5, 10]) if fw not in HF else r.choice([1, 5, 10, 20])
     if s.get("corrupt"):
         s["corrupt_index"] = r.randrange(n // 3, n)
         s["attempts"] = r.choice([1, 2, 2, 3])
         s["requeue"] = r.choice(["scratch", "resume"]) if s["attempts"] > 1 else ""
         s["ckpt_every"] = 20
         s["on_nonfinite"] = "raise" if s["attempts"] > 1 else r.choice(["skip", "continue"])
-    if fw in ("hf", "hf4"):
+    if fw in HF:
         s["hides_nan"] = "nofilter" not in variant
         s["hf_info"] = r.random() < 0.5
         s["hf_clip"] = 0.0 if cause in ("lr_far_too_high", "lr_too_high_gradual", "bad_init") else r.choice([1.0, 0.0])
@@ -173,14 +190,14 @@ def make_spec(fw: str, variant: str, cause: str, r: random.Random) -> dict:
             s.update(task="tokens", vocab=64, seq_len=16)
         s["artefacts"] = ["out/checkpoint-*/trainer_state.json"]
         s["ckpt_every"] = s.get("ckpt_every") or r.choice([50, 100])
-    if fw == "lightning":
+    if fw in ("lightning", "lightning1"):
         s["artefacts"] = ["lightning_logs/*/metrics.csv"]
     if fw == "tf":  # how the loop is written: tf.function or eager, how it prints
         s["tf_function"] = variant == "tfprint" or r.choice([True, True, True, False])
         s["print_style"] = r.choice(["step", "epoch", "guide"])
         if variant == "logging":
             s["log_style"] = r.choice(["absl", "python"])
-    if fw in ("keras", "keras_tf"):
+    if fw in KERAS:
         s["artefacts"] = ["training.csv"]
         s["requeue"] = "scratch" if s["requeue"] else ""
         s["terminate_on_nan"] = r.random() < 0.7 or s["attempts"] > 1
