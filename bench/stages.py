@@ -65,11 +65,9 @@ def one_pass(path: Path) -> dict[str, float]:
 
 
 def _without_extension() -> None:
-    from logsleuth import output, scan, series
-    from logsleuth.parsers import _columns, hf_trainer
+    from logsleuth.engine import native
 
-    for module in (output, scan, series, _columns, hf_trainer):
-        module.NATIVE = None
+    native.set_enabled(False)
 
 
 def main(argv: list[str] | None = None) -> int:

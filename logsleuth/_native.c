@@ -791,7 +791,7 @@ done:
  *   mode 0  (KEY):\s*(NUM)END               KV_STYLES["colon"]
  *   mode 1  (KEY)\s*=\s*(NUM)END            KV_STYLES["equals"]
  *   mode 2  (KEY)['"]?(?:\s*[:=]\s*|\s+)['"]?\[?\s*(?:tensor\()?(NUM)(?:\s*[/]\s*(\d+))?['"]?END
- *                                           _KV_ANY
+ *                                           KV_ANY
  *   mode 3  (?<![\w@])([A-Za-z][\w@]{0,127}+):?\s+(NUM)\s+\(\s*(NUM)\s*\)
  *                                           parsers/pytorch.py _VALUE_AVG
  *   mode 4  LR:\s+(NUM)                     parsers/pytorch.py _LR

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from .parsers._base import Format
+from .engine import Format
 
 from .bounds import cap_warnings
 from .detect import detect
 from .io import LogInput, open_log
 from .parallel import prepared_chunks
 from .series import Assembler
-from .types import COLUMNS, RunSeries
+from .engine.schema import from_arrow
+from .types import RunSeries
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,19 +130,8 @@ def _read_sampled(source: object, format: str | None, progress: Progress | None)
 
 
 def _concat(tables: list[pa.Table]) -> "pd.DataFrame":
-    """The chunks' Arrow tables as one pandas frame (categorical metric and phase,
-    nullable integer step and rank)."""
-    import pandas as pd
-
-    if not tables:
-        empty = pd.DataFrame({c: [] for c in COLUMNS})
-        return empty.astype({"step": "Int64", "value": "float64", "segment": "int64", "rank": "Int64",
-                             "epoch": "float64", "line": "int64", "metric": "category", "phase": "category"})
-    table = pa.concat_tables(tables).unify_dictionaries()
-    frame = table.to_pandas(integer_object_nulls=False)
-    frame["step"] = frame["step"].astype("Int64")
-    frame["rank"] = frame["rank"].astype("Int64")
-    return frame
+    """The chunks' Arrow tables as one frame of the schema (:mod:`logsleuth.engine.schema`)."""
+    return from_arrow(tables)
 
 
 class _Sha256:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parsers._base import Format
+from .engine import Format
 
 from .errors import FormatError
 from .registry import all_formats, get_format

@@ -48,6 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .engine.schema import COLUMNS, conform
 from .types import GRAD_METRICS, NONFINITE_EVENTS, RunSeries, is_loss_metric
 
 FEATURE_SCHEMA_VERSION = 5
@@ -90,7 +91,7 @@ def _feature(name: str, unit: str, doc: str) -> Callable[[Callable[["_Run"], flo
 # ---- the run, normalised once ---------------------------------------------------------
 
 _NAN = math.nan
-_COLS = ["step", "metric", "value", "phase", "segment", "rank", "epoch", "line", "row"]
+_COLS = [*COLUMNS, "row"]  # the long frame (logsleuth.engine.schema) plus its file order
 _FATAL_POINT = ("value", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale")
 
 
@@ -1181,7 +1182,7 @@ def _merge(runs: Sequence[RunSeries]) -> RunSeries:
                  *(h.line for h in run.hparams.values())]
         line_off += max(lines, default=0) + 1
     filled = [f for f in frames if len(f)]
-    frame = pd.concat(filled, ignore_index=True) if filled else runs[0].frame
+    frame = conform(pd.concat(filled, ignore_index=True)) if filled else runs[0].frame
     formats = {r.format for r in runs}
     counts: dict[str, int] = {}
     for run in runs:

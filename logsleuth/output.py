@@ -18,13 +18,9 @@ from typing import BinaryIO, Callable, Iterator
 import pyarrow as pa
 
 from .errors import InputError
-from .parsers._columns import NATIVE  # the optional C extension; pyarrow's writer is the fallback
-from .types import COLUMNS
+from .engine.native import compiled  # the optional C extension; pyarrow's writer is the fallback
+from .engine.schema import COLUMNS, arrow_schema
 
-#: the rows' Arrow schema (metric and phase dictionary-encoded)
-SCHEMA = pa.schema([("step", pa.int64()), ("metric", pa.dictionary(pa.int32(), pa.string())),
-                    ("value", pa.float64()), ("phase", pa.dictionary(pa.int8(), pa.string())),
-                    ("segment", pa.int64()), ("rank", pa.int64()), ("epoch", pa.float64()), ("line", pa.int64())])
 
 OUTPUT_KINDS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
@@ -64,13 +60,14 @@ class _CsvWriter:
     def write(self, table: pa.Table, source: str) -> None:
         if not table.num_rows:
             return
-        specs = _native_specs(table, _quoted if self.with_source else _bare) if NATIVE is not None else None
+        lib = compiled()
+        specs = _native_specs(table, _quoted if self.with_source else _bare) if lib is not None else None
         if specs is None:
             self._csv.write_csv(with_source(table, source if self.with_source else None), self.stream, self._options)
             return
         end = (b"," + _quoted(source.encode()) if self.with_source else b"") + b"\n"
         prefixes = [b""] + [b","] * (table.num_columns - 1)
-        self.stream.write(NATIVE.format_rows(specs, table.num_rows, prefixes, end, b"", False))
+        self.stream.write(lib.format_rows(specs, table.num_rows, prefixes, end, b"", False))
 
     def close(self) -> None:
         self.stream.flush()
@@ -127,13 +124,14 @@ class _JsonlWriter:
         if not table.num_rows:
             return
         end = (b',"source":' + _json_string(source.encode()) if self.with_source else b"") + b"}\n"
-        specs = _native_specs(table, _json_string) if NATIVE is not None else None
+        lib = compiled()
+        specs = _native_specs(table, _json_string) if lib is not None else None
         if specs is None:
             self.stream.write(b"".join(_json_line(row, end) for row in table.to_pylist()))
             return
         prefixes = [(b"{" if i == 0 else b",") + _json_string(name.encode()) + b":"
                     for i, name in enumerate(table.column_names)]
-        self.stream.write(NATIVE.format_rows(specs, table.num_rows, prefixes, end, b"null", True))
+        self.stream.write(lib.format_rows(specs, table.num_rows, prefixes, end, b"null", True))
 
     def close(self) -> None:
         self.stream.flush()
@@ -160,7 +158,7 @@ class _ParquetWriter:
 
     def close(self) -> None:
         if self._writer is None:
-            self._pq.write_table(with_source(SCHEMA.empty_table(), "" if self.with_source else None), self.path)
+            self._pq.write_table(with_source(arrow_schema().empty_table(), "" if self.with_source else None), self.path)
         else:
             self._writer.close()
 

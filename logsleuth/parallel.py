@@ -1,6 +1,6 @@
 """Scan chunks in a pool of threads while this thread reads the next ones.
 
-Chunks are independent (see :mod:`logsleuth.parsers._base`), so they can be scanned and
+Chunks are independent (see :mod:`logsleuth.engine.format`), so they can be scanned and
 prepared in any order; the results come back in file order for the sequential
 :class:`~logsleuth.series.Assembler`. Threads rather than processes: the work that
 dominates -- the compiled scanners (:mod:`logsleuth._native`), the Aho-Corasick gate,
@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Iterator
 
 from .io import CHUNK, LogInput
-from .parsers._base import Format
+from .engine import Format
 from .scan import scan_chunk
 from .series import Prepared, prepare
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from .parsers import builtin_formats
-from .parsers._base import Format
+from .engine import Format
 
 from .errors import FormatError
 

@@ -1,6 +1,6 @@
-"""Apply a format's rules to one chunk: bytes in, a :class:`parsers._base.Batch` out.
+"""Apply a format's rules to one chunk: bytes in, a :class:`logsleuth.engine.Batch` out.
 
-Pure and stateless per chunk (see :mod:`parsers._base`): no line loop in Python, every
+Pure and stateless per chunk (see :mod:`logsleuth.engine.format`): no line loop in Python, every
 rule is a literal-anchored ``finditer`` over the whole chunk. Also resolves, for records
 whose line prints no step, the step shown by the nearest tqdm bar before them (Hugging
 Face Trainer dicts, DeepSpeed overflow messages glued to a bar).
@@ -13,8 +13,9 @@ import ahocorasick_rs
 import numpy as np
 
 from .parsers import COMMON_RULES
-from .parsers._base import BAR, Batch, Columns, Format
-from .parsers._columns import NATIVE, ColumnRule, extract
+from .engine import BAR, Batch, Columns, Format
+from .engine import ColumnRule, extract
+from .engine.native import compiled
 
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
@@ -107,8 +108,9 @@ def _last_bar(chunk: bytes, lo: int, hi: int) -> tuple[int, int, int] | None:
 
 def _last_bars(chunk: bytes, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_last_bar` for many ranges: (positions, -1 where none; counts; totals)."""
-    if NATIVE is not None:
-        pos_b, count_b, total_b = NATIVE.last_bars(chunk, lo.astype(np.int64), hi.astype(np.int64), _BAR_LOOKBACK)
+    lib = compiled()
+    if lib is not None:
+        pos_b, count_b, total_b = lib.last_bars(chunk, lo.astype(np.int64), hi.astype(np.int64), _BAR_LOOKBACK)
         return np.frombuffer(pos_b, np.int64), np.frombuffer(count_b, np.float64), np.frombuffer(total_b, np.float64)
     found = [_last_bar(chunk, a, b) or (-1, 0, 0) for a, b in zip(lo.tolist(), hi.tolist())]
     pos, count, total = zip(*found) if found else ((), (), ())

@@ -3,7 +3,7 @@
 Two halves, so that a large file can be split across processes:
 
 * :func:`prepare` (stateless, runs wherever the chunk was scanned) turns a
-  :class:`~logsleuth.parsers._base.Batch` into sorted numpy columns with chunk-relative
+  :class:`~logsleuth.engine.Batch` into sorted numpy columns with chunk-relative
   line numbers, converted values and the text of every non-finite line;
 * :class:`Assembler` (sequential, in file order, small carry state) resolves what needs
   the past: absolute line numbers, inherited steps and epochs, segments, duplicates.
@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .bounds import MAX_EVENTS, add_capped
-from .parsers._base import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, line_at
-from .parsers._columns import NATIVE, factorize
-from .parsers._grammar import to_floats
+from .engine import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, line_at
+from .engine import factorize
+from .engine.native import compiled
+from .engine import to_floats
 from .scan import ranks_of
 from .types import COLUMNS, NONFINITE_EVENTS, Event, Hparam
 
@@ -52,9 +53,10 @@ _ENDINGS = NONFINITE_EVENTS | {"traceback", "error", "oom"}
 
 def _ffill(values: np.ndarray, carry: float) -> np.ndarray:
     """Forward-fill NaNs in ``values``; leading NaNs take ``carry``. (May return ``values``.)"""
-    if NATIVE is not None:
+    lib = compiled()
+    if lib is not None:
         filled = np.array(values, dtype=np.float64)  # a copy
-        NATIVE.ffill(filled, carry)
+        lib.ffill(filled, carry)
         return filled
     known = ~np.isnan(values)
     if known.all():
@@ -449,7 +451,7 @@ class Assembler:
     # ---- rows ---------------------------------------------------------------------
 
     def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> "pa.Table":
-        """This chunk's rows as an Arrow table (see :data:`logsleuth.types.COLUMNS`)."""
+        """This chunk's rows as an Arrow table (see :mod:`logsleuth.engine.schema`)."""
         import pyarrow as pa  # here, not at import: the scanning workers never need it
 
         rows = np.flatnonzero(prep.metric >= 0)

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-#: columns of the long frame, in output order
-COLUMNS = ("step", "metric", "value", "phase", "segment", "rank", "epoch", "line")
+from .engine.schema import COLUMNS, validate  # the long frame, defined once (re-exported)
 
 #: event kinds that mean "a non-finite number happened here" even without a nan value
 NONFINITE_EVENTS = frozenset({"overflow", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale"})
@@ -123,6 +122,9 @@ class RunSeries:
     notes: tuple[str, ...] = ()
     event_counts: Mapping[str, int] = field(default_factory=dict)
     capped: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate(self.frame)  # every producer hands over the one frame schema
 
     def count(self, kind: str) -> int:
         """Events of ``kind`` the log printed, those not kept in ``events`` included."""

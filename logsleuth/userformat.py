@@ -17,7 +17,7 @@ A format file holds one or more formats::
     template = "[acme] eval at {step}: loss={eval_loss}"
 
 Template language (parsed with pyparsing, compiled once into a literal-anchored bytes
-regex, see :class:`parsers._base.Rule`):
+regex, see :class:`logsleuth.engine.Rule`):
 
 * literal text matches itself; a run of whitespace matches one or more spaces or tabs
   (never a line break); leading and trailing whitespace is ignored;
@@ -50,8 +50,8 @@ from typing import Any, Iterator, Mapping
 import pyparsing as pp
 
 from .errors import FormatError
-from .parsers._base import Batch, Format, Rule, canonical, phase_of
-from .parsers._grammar import KEY, NUM, to_float
+from .engine import Batch, Format, Rule, canonical, phase_of
+from .engine import KEY, NUM, to_float
 from .registry import register
 
 __all__ = ["TemplateHandler", "build_rule", "compile_template", "load_format_file", "parse_format_file"]

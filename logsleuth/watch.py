@@ -37,7 +37,7 @@ from .detect import detect
 from .errors import InputError
 from .forecast import Alert, Forecaster, Thresholds
 from .io import CHUNK, HEAD, LogInput, clean, sniff_compression
-from .parsers._base import Format
+from .engine import Format
 from .sample import RowSample
 from .scan import scan_chunk
 from .series import Assembler, prepare

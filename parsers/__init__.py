@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from ._base import Format, Rule
+from ..engine import Format, Rule
 from .common import COMMON_RULES
 
 _MODULES = (

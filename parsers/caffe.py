@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, ColumnRule, Format, Rule, event, line_at
-from ._grammar import NUM, VAL, snake
+from ..engine import Batch, ColumnRule, Format, Rule, event, line_at
+from ..engine import NUM, VAL, snake
 from .hparams import flatten_prototxt, parse_prototxt
 
 _EXTRA_RX = re.compile(rb", (\w+) = (" + NUM.encode() + rb")")

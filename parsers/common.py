@@ -14,8 +14,8 @@ import itertools
 import re
 from typing import Iterator
 
-from ._base import Batch, Rule, canonical, event, line_at
-from ._grammar import to_float
+from ..engine import Batch, Rule, canonical, event, line_at
+from ..engine import to_float
 from .hparams import parse_python_kwargs
 
 _EXC_RX = re.compile(rb"(?:^|[\s:])((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)): ?([^\r\n]*)")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, line_at
-from ._grammar import VAL
+from ..engine import Batch, Format, Rule, line_at
+from ..engine import VAL
 
 _HEAD = re.compile(rb"(?<!\d)(\d+): (" + VAL.encode() + rb"), (" + VAL.encode() + rb")$")
 

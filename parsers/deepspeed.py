@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, phase_of, read_pairs
-from ._grammar import VAL
+from ..engine import Batch, Format, Rule, canonical, phase_of, read_pairs
+from ..engine import VAL
 
 _DESC_KV = re.compile(rb"([A-Za-z_][\w/.\-]{0,127}+):\s+(" + VAL.encode() + rb")")
 

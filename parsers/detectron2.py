@@ -8,8 +8,8 @@ restart: a re-queued job that fails before its first print is still a new attemp
 
 from __future__ import annotations
 
-from ._base import Format, Rule, event
-from ._pairs import kv_payload
+from ..engine import Format, Rule, event
+from ..engine import kv_payload
 
 ITER_RULE = Rule("iter", b"iter: ", r"iter: (?P<step>\d+)\s+(?P<payload>[^\r\n]*)",
                  kv_payload("colon", skip=("eta", "time", "data_time", "max_mem", "max mem")))

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, KV_STYLES, Rule, canonical, line_at, read_pairs
-from ._grammar import NUM
+from ..engine import Batch, Format, KV_STYLES, Rule, canonical, line_at, read_pairs
+from ..engine import NUM
 
 _PIPE_KV = re.compile(rb"\| (\w+) (" + NUM.encode() + rb")(?= \||\s*$)")
 _EQ_KV = KV_STYLES["equals"]

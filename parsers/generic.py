@@ -16,11 +16,11 @@ from typing import Iterator, Mapping
 import ahocorasick_rs
 import numpy as np
 
-from ..bounds import MAX_LINE_BYTES
-from ._base import (_KV_ANY, _WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
+from ..engine import MAX_LINE_BYTES
+from ..engine import (KV_ANY, WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
                     canonical)
-from ._grammar import to_floats
-from ._pairs import add_markers, group_floats, line_ends, line_starts, match_starts, pair_columns, pair_rows
+from ..engine import to_floats
+from ..engine import add_markers, group_floats, line_ends, line_starts, match_starts, pair_columns, pair_rows
 
 
 #: a loss with something like a number after it: a line we should have read ("possible",
@@ -62,7 +62,7 @@ def free_form_lines(chunk: bytes, starts: np.ndarray, out: Batch, aliases: Mappi
     lines = [chunk[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
     _rewrite_sentences(chunk, starts, ends, lines)
     config = _config_echoes(lines)
-    owner, (keys, values, totals) = pair_columns(_KV_ANY, lines, out.capped)
+    owner, (keys, values, totals) = pair_columns(KV_ANY, lines, out.capped)
     if config.any() and len(owner):
         keep = ~config[owner]
         mask = keep.tolist()
@@ -145,7 +145,7 @@ def _rewrite_sentences(chunk: bytes, starts: np.ndarray, ends: np.ndarray, lines
 def _config_echoes(lines: list[bytes]) -> np.ndarray:
     """Mask of the lines that are config echoes: two or more quoted words as values in
     their first 4 KB."""
-    owner, _ = pair_columns(_WORD_VALUE, [line[:4096] for line in lines])
+    owner, _ = pair_columns(WORD_VALUE, [line[:4096] for line in lines])
     return np.bincount(owner, minlength=len(lines)) >= 2
 
 

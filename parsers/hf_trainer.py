@@ -15,9 +15,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ._base import PHASE_CODES, TRAIN, UNREADABLE, Batch, Columns, Format, Rule, canonical, phase_of
-from ._columns import NATIVE
-from ._grammar import VAL, to_floats
+from ..engine import PHASE_CODES, TRAIN, UNREADABLE, Batch, Columns, Format, Rule, canonical, phase_of
+from ..engine.native import compiled
+from ..engine import VAL, to_floats
 
 #: an item of a logged dict; recent transformers releases quote the values (``'loss': '0.6832'``)
 _ITEM = re.compile(rb"'([\w/.\-]+)': (?:'(?=[-+.\dnNiI]))?(" + VAL.encode() + rb")")
@@ -73,9 +73,10 @@ def _key_role(name: str) -> int:
 def _dict_line_native(chunk: bytes, out: Batch) -> bool:
     """:func:`_dict_line` with the compiled scanner (``logsleuth._native.hf_dicts``): the
     same records, as arrays. Per dict, the last epoch and the last all-digit step win."""
-    if NATIVE is None:
+    lib = compiled()
+    if lib is None:
         return False
-    pos_b, owner_b, key_b, keys, value_b, digits_b, fallback_b = NATIVE.hf_dicts(chunk)
+    pos_b, owner_b, key_b, keys, value_b, digits_b, fallback_b = lib.hf_dicts(chunk)
     starts = np.frombuffer(pos_b, np.int64)
     owner = np.frombuffer(owner_b, np.int32)
     values = np.frombuffer(value_b, np.float64).copy()

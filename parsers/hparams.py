@@ -10,7 +10,7 @@ from typing import Any
 
 import pyparsing as pp
 
-from ._grammar import identifier, number, quoted, snake
+from ..engine import identifier, number, quoted, snake
 
 
 #: chunks are scanned in threads (logsleuth/parallel.py), and pyparsing's grammar objects

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ._base import Batch, Format, KV_STYLES, Rule, canonical
-from ._pairs import add_markers, group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
+from ..engine import Batch, Format, KV_STYLES, Rule, canonical
+from ..engine import add_markers, group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
 
 #: the batch counter of a bar: Keras 2 ``12/25 [===>...]``, Keras 3 ``12/25 ━━━━━━━━`` (U+2501
 #: glyphs), verbose=2 ``25/25 - 0s - ...``
@@ -40,7 +40,7 @@ def _epoch(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     """`` - loss: ...`` payloads; the batch counter is the first one earlier on the same
-    update. Read column-wise (:mod:`parsers._pairs`)."""
+    update. Read column-wise (:mod:`logsleuth.engine.pairs`)."""
     found = list(matches)
     if not found:
         return

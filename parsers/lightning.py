@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical
-from ._pairs import add_markers, group_floats, match_starts, pair_columns, pair_rows
+from ..engine import KV_STYLES, Batch, Format, Rule, canonical
+from ..engine import add_markers, group_floats, match_starts, pair_columns, pair_rows
 
 _KV = KV_STYLES["equals"]
 _RICH_KV = KV_STYLES["colon"]

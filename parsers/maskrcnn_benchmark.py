@@ -5,7 +5,7 @@ Each metric prints its median then its global average in parentheses: the first 
 
 from __future__ import annotations
 
-from ._base import Format
+from ..engine import Format
 from .detectron2 import ITER_RULE
 
 FORMAT = Format(

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, is_noise
-from ._grammar import VAL, to_float
+from ..engine import Batch, Format, Rule, canonical, is_noise
+from ..engine import VAL, to_float
 
 _FIELD = re.compile(rb"\|\s*([A-Za-z][^:|\r\n]*?):\s+(" + VAL.encode() + rb")\s*(?=\||$)")
 ALIASES = {"number of skipped iterations": "skipped_iterations", "number of nan iterations": "nan_iterations",

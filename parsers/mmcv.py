@@ -12,8 +12,8 @@ import re
 
 import numpy as np
 
-from ._base import KV_STYLES, Batch, Format, Rule, canonical, is_noise
-from ._pairs import group_floats, match_starts, pair_columns, pair_rows
+from ..engine import KV_STYLES, Batch, Format, Rule, canonical, is_noise
+from ..engine import group_floats, match_starts, pair_columns, pair_rows
 
 _KV = KV_STYLES["colon"]
 

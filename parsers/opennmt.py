@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule
-from ._pairs import kv_payload
-from ._grammar import to_float
+from ..engine import Batch, Format, Rule
+from ..engine import kv_payload
+from ..engine import to_float
 
 ALIASES = {"xent": "loss", "acc": "acc", "ppl": "ppl"}
 #: OpenNMT computes ppl as exp(min(xent, 100)): at the clamp the loss has overflowed

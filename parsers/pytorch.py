@@ -20,9 +20,9 @@ from typing import Iterator
 import ahocorasick_rs
 import numpy as np
 
-from ._base import Batch, Format, Rule, canonical
-from ._grammar import NUM
-from ._pairs import group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
+from ..engine import Batch, Format, Rule, canonical
+from ..engine import NUM
+from ..engine import group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
 from .generic import free_form_lines
 
 #: ``Acc@1  72.66 ( 72.10)``: AverageMeter pads both to their width (``:6.2f``); a key

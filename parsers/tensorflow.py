@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, canonical, fixed
-from ._grammar import NUM
+from ..engine import Batch, Format, Rule, canonical, fixed
+from ..engine import NUM
 
 _PAIR = re.compile(rb"(\w{1,128}+) = (" + NUM.encode() + rb")")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Format, Rule, fixed
+from ..engine import Format, Rule, fixed
 
 FORMAT = Format(
     name="turicreate",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ._base import Batch, Format, Rule, line_at
-from ._grammar import snake
+from ..engine import Batch, Format, Rule, line_at
+from ..engine import snake
 
 _ROW_HEAD = re.compile(rb"(?<!\d)(\d+)/(\d+)\s+[\d.]+$")
 _BAR = re.compile(rb"\|\s*(\d+)/(\d+) \[")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logsleuth.parsers._base import line_at, line_end, line_start
+from logsleuth.engine import line_at, line_end, line_start
 from logsleuth.series import MAX_TEXTS, Assembler, prepare
 from logsleuth.parsers import builtin_formats
 from logsleuth.scan import scan_chunk

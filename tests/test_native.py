@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 
@@ -10,11 +11,12 @@ import pytest
 
 from logsleuth.io import open_log
 from logsleuth.parsers import builtin_formats
-from logsleuth.parsers._columns import NATIVE, ColumnRule, extract_native, extract_regex
+from logsleuth.engine import ColumnRule, extract_native, extract_regex
+from logsleuth.engine import native as switch
 
 from .conftest import FIXTURES, REAL_LOGS
 
-pytestmark = pytest.mark.skipif(NATIVE is None, reason="the C extension is not built")
+pytestmark = pytest.mark.skipif(not switch.available(), reason="the C extension is not built")
 NATIVE_RULES = [r for f in builtin_formats() for r in f.rules if isinstance(r, ColumnRule) and r.native]
 
 
@@ -95,15 +97,16 @@ def test_random_mutations_of_caffe_lines() -> None:
             assert same(extract_native(rule, chunk), extract_regex(rule, chunk)), (rule.name, chunk[:200])
 
 
-def test_without_the_extension_the_regex_rules_give_the_same_series(monkeypatch) -> None:
+def test_without_the_extension_the_regex_rules_give_the_same_series() -> None:
     import logsleuth
-    from logsleuth.parsers import _columns
 
     path = sorted(REAL_LOGS.glob("caffe_*.log"))[0]
-    native = logsleuth.read_log(path).frame
-    monkeypatch.setattr(_columns, "NATIVE", None)
-    fallback = logsleuth.read_log(path).frame
-    assert native.equals(fallback) and len(native)
+    compiled = logsleuth.read_log(path).frame
+    with switch.disabled():
+        assert switch.compiled() is None
+        fallback = logsleuth.read_log(path).frame
+    assert switch.compiled() is not None
+    assert compiled.equals(fallback) and len(compiled)
 
 
 # ---- Hugging Face dict lines and tqdm bars -------------------------------------------
@@ -114,15 +117,11 @@ def _read_both(monkeypatch, data: bytes, fmt: str | None = None):
     import io
 
     import logsleuth
-    from logsleuth import scan, series
-    from logsleuth.parsers import _columns, hf_trainer
 
-    native = logsleuth.read_log(io.BytesIO(data), format=fmt)
-    with monkeypatch.context() as m:
-        for module in (_columns, scan, series, hf_trainer):
-            m.setattr(module, "NATIVE", None)
+    compiled = logsleuth.read_log(io.BytesIO(data), format=fmt)
+    with switch.disabled():
         fallback = logsleuth.read_log(io.BytesIO(data), format=fmt)
-    return native, fallback
+    return compiled, fallback
 
 
 def _same_series(a, b) -> bool:
@@ -173,9 +172,7 @@ def _written(monkeypatch, kind: str, table, source: str | None = None, native: b
     from logsleuth import output
 
     out = io.BytesIO()
-    with monkeypatch.context() as m:
-        if not native:
-            m.setattr(output, "NATIVE", None)
+    with contextlib.nullcontext() if native else switch.disabled():
         writer = (output._CsvWriter if kind == "csv" else output._JsonlWriter)(out, source is not None)
         start = len(out.getvalue())
         writer.write(table, source or "")
@@ -246,6 +243,6 @@ def test_forward_fill_matches_numpy(monkeypatch) -> None:
         values[rng.random(len(values)) < 0.6] = np.nan
         cases.append((values, float(rng.choice([np.nan, 3.0]))))
     compiled = [series._ffill(v, c) for v, c in cases]
-    monkeypatch.setattr(series, "NATIVE", None)
-    for (values, carry), got in zip(cases, compiled):
-        assert np.array_equal(got, series._ffill(values, carry), equal_nan=True)
+    with switch.disabled():
+        for (values, carry), got in zip(cases, compiled):
+            assert np.array_equal(got, series._ffill(values, carry), equal_nan=True)

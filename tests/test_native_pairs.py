@@ -1,5 +1,5 @@
 """The compiled pair scanner (logsleuth/_native.c ``pair_split``) gives exactly what
-``re.split`` gives with the pair patterns it implements (parsers/_pairs.py)."""
+``re.split`` gives with the pair patterns it implements (logsleuth/engine/pairs.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logsleuth.parsers import _pairs, keras, pytorch
-from logsleuth.parsers._base import _KV_ANY, KV_STYLES
-from logsleuth.parsers._pairs import split_columns, split_regex
+from logsleuth.engine import KV_ANY, KV_STYLES, split_columns, split_regex
+from logsleuth.engine import native as switch
+from logsleuth.parsers import keras, pytorch
 
 from .conftest import FIXTURES, REAL_LOGS
 
-pytestmark = pytest.mark.skipif(_pairs.NATIVE is None, reason="the C extension is not built")
-NATIVE_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": _KV_ANY,
+pytestmark = pytest.mark.skipif(not switch.available(), reason="the C extension is not built")
+NATIVE_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": KV_ANY,
                    "value-avg": pytorch._VALUE_AVG, "lr": pytorch._LR, "keras-count": keras._COUNT}
 
 _KEYS = ["loss", "lr", "Acc@1", "val_loss", "s0.loss_cls", "losses/total", "grad-norm", "_x", "a", "B", "eta",
@@ -122,8 +122,7 @@ def test_without_the_extension_the_series_is_the_same(fmt, monkeypatch) -> None:
     for path in logs:
         data = path.read_bytes()
         native = logsleuth.read_log(io.BytesIO(data))
-        with monkeypatch.context() as m:
-            m.setattr(_pairs, "NATIVE", None)
+        with switch.disabled():
             fallback = logsleuth.read_log(io.BytesIO(data))
         assert native.frame.astype({"metric": str}).equals(fallback.frame.astype({"metric": str})), path.name
         assert native.unparsed == fallback.unparsed and native.events == fallback.events, path.name

@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 
 from logsleuth.bounds import MAX_PAIRS
 from logsleuth.parsers import keras, pytorch
-from logsleuth.parsers._base import _KV_ANY, _WORD_VALUE, KV_STYLES, line_end, line_start, read_pairs
-from logsleuth.parsers._pairs import line_ends, line_starts, pair_columns
+from logsleuth.engine import KV_ANY, WORD_VALUE, KV_STYLES, line_end, line_start, read_pairs
+from logsleuth.engine import line_ends, line_starts, pair_columns
 
-PAIR_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": _KV_ANY,
+PAIR_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": KV_ANY,
                  "value-avg": pytorch._VALUE_AVG, "lr": pytorch._LR, "keras-count": keras._COUNT,
-                 "config-word": _WORD_VALUE}
+                 "config-word": WORD_VALUE}
 
 _TOKENS = st.sampled_from(["loss", "lr", "Acc@1", "val_loss", ":", "=", " ", "  ", "- ", ", ", "(", ")", "( ", "'",
                            '"', "0.5", "-1e-3", "nan", "inf", "NaN", "1.#INF", "12", "/", "100/200", "x", "\t",
@@ -36,7 +36,7 @@ def _by_columns(rx, payloads):
 
 def test_a_payload_ends_like_a_line() -> None:
     """``_END`` sees the payload's end as the end of a line (found by the test below)."""
-    assert _by_columns(_KV_ANY, [b"loss:0.5:", b""]) == _by_line(_KV_ANY, [b"loss:0.5:", b""]) == [[(b"loss", b"0.5", None)], []]
+    assert _by_columns(KV_ANY, [b"loss:0.5:", b""]) == _by_line(KV_ANY, [b"loss:0.5:", b""]) == [[(b"loss", b"0.5", None)], []]
 
 
 @settings(max_examples=300, deadline=None)

@@ -10,7 +10,7 @@ say so in their docstrings):
   back (a resumed or re-queued job appending to the same artefact), or at a restart
   record (an event file's ``SessionLog START`` after training began).
 
-Metric names are the text parsers' canonical names (:func:`logsleuth.parsers._base.canonical`),
+Metric names are the text parsers' canonical names (:func:`logsleuth.engine.canonical`),
 with namespaces read the TensorBoard way: ``train/loss``, ``Loss/train`` -> ``loss``;
 ``eval/loss``, ``Loss/val``, ``validation/epoch_loss`` -> ``eval_loss``.
 """
@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..parsers._base import canonical, phase_of
+from ..engine import canonical, phase_of
 from ..types import Event, Hparam, RunSeries, is_loss_metric
 
 #: namespace words that say the phase rather than the metric
@@ -179,10 +179,10 @@ def parse_floats(cells: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Floats from text cells in every spelling of nan/inf; ``(values, ok)``.
 
     The vectorised path takes what Python's ``float`` reads (``nan``, ``inf``,
-    ``Infinity``); the rare rest goes through :func:`logsleuth.parsers._grammar.to_float`
+    ``Infinity``); the rare rest goes through :func:`logsleuth.engine.to_float`
     (``-nan``, ``1.#QNAN``, ``nan(ind)``). ``ok`` is False for a cell that is no number.
     """
-    from ..parsers._grammar import to_float
+    from ..engine import to_float
 
     cells = list(cells)
     try:

@@ -17,19 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from ._grammar import VAL, to_floats
+from .grammar import VAL, to_floats
+from .native import compiled
 
 _NAN = float("nan")
-
-#: the interface version of logsleuth/_native.c this code expects
-NATIVE_ABI = 4
-
-try:  # the optional C extension (see logsleuth/_native.c); the regex path is the fallback
-    from .. import _native as NATIVE
-except ImportError:
-    NATIVE = None
-if NATIVE is not None and getattr(NATIVE, "ABI", None) != NATIVE_ABI:
-    NATIVE = None  # built from an older _native.c (an editable install not rebuilt): unused
 
 
 @dataclass(frozen=True)
@@ -66,8 +57,9 @@ def extract(rule: ColumnRule, chunk: bytes):
     """(positions, steps, metric codes, metric names, values, positions of unreadable
     values, hparams) of the matches of ``rule`` in ``chunk``, or None when there are none.
     A row's metric is ``names[code]``; code -1 marks a marker or an unreadable value."""
-    if rule.native is not None and NATIVE is not None:
-        return extract_native(rule, chunk)
+    lib = compiled() if rule.native is not None else None
+    if lib is not None:
+        return extract_native(rule, chunk, lib)
     return extract_regex(rule, chunk)
 
 
@@ -97,20 +89,21 @@ def factorize(metric: list) -> tuple[np.ndarray, list[str]]:
     return np.array([index.get(m, -1) for m in metric], dtype=np.int32), names
 
 
-def extract_native(rule: ColumnRule, chunk: bytes):
+def extract_native(rule: ColumnRule, chunk: bytes, lib=None):
     """:func:`extract` with the compiled scanner named by ``rule.native``: the scanner
     returns columns and, for names, an id per row into the chunk's distinct names."""
-    assert NATIVE is not None
+    lib = lib or compiled()
+    assert lib is not None, "the C extension is not built"
     hparams: list[tuple] = []
     if rule.native == "caffe_iteration":
-        pos_b, step_b, kind_b, value_b, fallback_b = NATIVE.caffe_iteration(chunk)
+        pos_b, step_b, kind_b, value_b, fallback_b = lib.caffe_iteration(chunk)
         codes = np.frombuffer(kind_b, np.int8).astype(np.int32)
         codes[codes == 2] = -1  # kind 2 (Testing net): a marker
         names = _named(rule, [b"loss", b"lr"])
         step = np.frombuffer(step_b, np.float64).copy()
     else:
         pos_b, name_b, keys, value_b, weight_b, weights, fallback_b = \
-            NATIVE.caffe_output(chunk, rule.anchor, rule.hparam is not None)
+            lib.caffe_output(chunk, rule.anchor, rule.hparam is not None)
         codes = np.frombuffer(name_b, np.int32).copy()
         names = _named(rule, keys)
         step = np.full(len(codes), _NAN)

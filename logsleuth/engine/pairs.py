@@ -2,17 +2,17 @@
 
 Most formats print a line head that places the record (``Epoch: [3][120/500]``,
 ``iter: 200``, a bar's ``12/25``) and then a payload of ``key value`` pairs. Reading the
-pairs line by line (:func:`parsers._base.read_pairs`, one ``finditer`` and one
+pairs line by line (:func:`logsleuth.engine.format.read_pairs`, one ``finditer`` and one
 ``Batch.add`` per pair) costs microseconds per pair in Python. Here the payloads of a
 whole chunk are joined and the pair pattern runs once over them with ``re.split``, which
 returns every group of every match flat, with no match objects; each pair is given back
 to its payload by position (``searchsorted``), keys are named once per distinct key, and
-the rows go to the batch as one :class:`parsers._base.Columns`.
+the rows go to the batch as one :class:`logsleuth.engine.format.Columns`.
 
 The result is what :func:`read_pairs` gives payload by payload, input bounds included
 (the first ``MAX_PAIRS`` pairs of the first ``MAX_LINE_BYTES`` bytes of each payload).
 The pattern runs in C where ``logsleuth._native`` implements it (``pair_split``: the
-colon, equals and free-form ``_KV_ANY`` patterns, PyTorch's value (average) and ``LR:``
+colon, equals and free-form ``KV_ANY`` patterns, PyTorch's value (average) and ``LR:``
 patterns, Keras's batch counter), several times faster than ``re``, which tries a pattern without a literal
 prefix at every byte; its output is the ``re.split`` path's (``tests/test_native_pairs.py``).
 
@@ -32,13 +32,13 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..bounds import MAX_LINE_BYTES, MAX_PAIRS, add_capped
-from ._base import _KV_ANY, KV_STYLES, PHASE_CODES, UNREADABLE, Batch, Columns, Handler, canonical, is_noise, phase_of
-from ._columns import NATIVE
-from ._grammar import to_floats
+from .format import KV_ANY, KV_STYLES, PHASE_CODES, UNREADABLE, Batch, Columns, Handler, canonical, is_noise, phase_of
+from .grammar import to_floats
+from .native import compiled
 
 _SEP = b"\n\x00"
 #: the pair patterns logsleuth/_native.c's ``pair_split`` implements, by its mode number
-_NATIVE_MODES: dict["re.Pattern[bytes]", int] = {KV_STYLES["colon"]: 0, KV_STYLES["equals"]: 1, _KV_ANY: 2}
+_NATIVE_MODES: dict["re.Pattern[bytes]", int] = {KV_STYLES["colon"]: 0, KV_STYLES["equals"]: 1, KV_ANY: 2}
 
 
 def native_pattern(rx: "re.Pattern[bytes]", mode: int) -> None:
@@ -75,9 +75,10 @@ def split_columns(rx: "re.Pattern[bytes]", text: bytes) -> tuple[np.ndarray, lis
     """Every match of ``rx`` in ``text``: (start positions, one list per group of ``rx``),
     from the compiled scanner of ``rx`` where the extension has one, else from one
     ``re.split`` (no match objects)."""
-    mode = _NATIVE_MODES.get(rx) if NATIVE is not None else None
+    lib = compiled()
+    mode = _NATIVE_MODES.get(rx) if lib is not None else None
     if mode is not None:
-        starts, groups = NATIVE.pair_split(text, mode)
+        starts, groups = lib.pair_split(text, mode)
         return np.frombuffer(starts, np.int64), groups
     return split_regex(rx, text)
 
@@ -162,7 +163,7 @@ def _take(column: np.ndarray | None, where: np.ndarray) -> np.ndarray | None:
 
 def line_starts(chunk: bytes, positions: np.ndarray) -> np.ndarray:
     """Start of the line -- or progress-bar update -- of each position (after the last
-    ``\\n`` or ``\\r`` before it): :func:`parsers._base.line_start` for many positions."""
+    ``\\n`` or ``\\r`` before it): :func:`logsleuth.engine.format.line_start` for many positions."""
     raw = np.frombuffer(chunk, np.uint8)
     seps = np.concatenate(([-1], np.flatnonzero((raw == 10) | (raw == 13))))  # -1: the chunk's start
     return seps[np.searchsorted(seps, positions, side="left") - 1] + 1
@@ -170,7 +171,7 @@ def line_starts(chunk: bytes, positions: np.ndarray) -> np.ndarray:
 
 def line_ends(chunk: bytes, positions: np.ndarray) -> np.ndarray:
     """End (exclusive, at its separator) of the line or bar update of each position:
-    :func:`parsers._base.line_end` for many positions."""
+    :func:`logsleuth.engine.format.line_end` for many positions."""
     raw = np.frombuffer(chunk, np.uint8)
     seps = np.concatenate((np.flatnonzero((raw == 10) | (raw == 13)), [len(chunk)]))
     return seps[np.searchsorted(seps, positions, side="left")]

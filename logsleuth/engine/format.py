@@ -20,9 +20,9 @@ from typing import Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ._columns import ColumnRule
 from ..bounds import MAX_LINE_BYTES, MAX_PAIRS, add_capped
-from ._grammar import KEY, KEY_BOUNDED, NUM, VAL, snake
+from .columns import ColumnRule
+from .grammar import KEY, KEY_BOUNDED, NUM, VAL, snake
 
 #: phase codes of records held as arrays; a bar (a tqdm update) is a marker, never a row
 TRAIN, EVAL, BAR = 0, 1, 2
@@ -269,7 +269,7 @@ _KV_COLON = re.compile(rb"(" + KEY_BOUNDED.encode() + rb"):\s*(" + NUM.encode() 
 _KV_EQUALS = re.compile(rb"(" + KEY_BOUNDED.encode() + rb")\s*=\s*(" + NUM.encode() + rb")" + _END)
 #: "key value" and "key: value" and "key=value", for free-form prints (generic fallback);
 #: JSON and Python dict items too (``"loss": NaN``, ``'loss': '0.68'``: quoted keys and values)
-_KV_ANY = re.compile(rb"(" + KEY_BOUNDED.encode() + rb")['\"]?(?:\s*[:=]\s*|\s+)['\"]?\[?\s*(?:tensor\()?(" + NUM.encode()
+KV_ANY = re.compile(rb"(" + KEY_BOUNDED.encode() + rb")['\"]?(?:\s*[:=]\s*|\s+)['\"]?\[?\s*(?:tensor\()?(" + NUM.encode()
                      + rb")(?:\s*/\s*(\d+))?['\"]?" + _END)
 KV_STYLES = {"colon": _KV_COLON, "equals": _KV_EQUALS}
 
@@ -337,7 +337,7 @@ def line_at(chunk: bytes, pos: int) -> tuple[int, bytes]:
 
 #: a quoted key with a quoted word for a value (``'loss_type': 'l2'``): two on a line make
 #: it a config echo, whose numbers are hyperparameters, not a record
-_WORD_VALUE = re.compile(rb"""['"]\s*:\s*['"](?![-+.\d]|nan|inf|NaN|Inf)[A-Za-z]""")
+WORD_VALUE = re.compile(rb"""['"]\s*:\s*['"](?![-+.\d]|nan|inf|NaN|Inf)[A-Za-z]""")
 
 
 def read_pairs(rx: "re.Pattern[bytes]", text: bytes, capped: dict | None = None) -> list[tuple]:
