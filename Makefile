@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv runtime demo test bench bench-quick bench-diagnose bench-stages accuracy corpus model goldens \
+.PHONY: venv runtime demo test lint bench bench-quick bench-diagnose bench-stages accuracy corpus model goldens \
 	real-logs clean
 
 # One venv, installed in layers: the runtime alone (`make demo`: no torch, no scikit-learn,
@@ -25,6 +25,10 @@ $(VENV)/.train: $(BIN)/python pyproject.toml logsleuth/_native.c
 	$(BIN)/pip install --quiet -e '.[train]'
 	touch $@
 
+$(VENV)/.lint: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[lint]'
+	touch $@
+
 runtime: $(VENV)/.runtime
 
 venv: $(VENV)/.dev
@@ -36,6 +40,10 @@ demo: runtime
 
 test: venv
 	$(BIN)/pytest
+
+# ruff, mypy and the import contracts (tools/lint.py; settings in pyproject.toml)
+lint: venv $(VENV)/.lint
+	$(BIN)/python tools/lint.py
 
 goldens: venv
 	$(BIN)/python -m tests.make_goldens

@@ -127,7 +127,7 @@ def write_events(path: Path, tags: dict[str, list[float]], style: str = "simple"
     records = [event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString()]
     n = max(len(v) for v in tags.values())
     for i in range(n):
-        for t, (tag, values) in enumerate(tags.items()):
+        for tag, values in tags.items():
             if i >= len(values):
                 continue
             if style == "simple":

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 SHAPES = ("finite", "tail5", "tail50", "nan_all", "dense", "bars", "ranks", "long", "overflow")
 _FLUSH = 8 << 20

@@ -54,7 +54,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 GENERATOR_VERSION = 2
@@ -101,7 +101,7 @@ class _BlockWriter:
         self.f.close()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _glog_date(day: int) -> str:
     d = dt.date(2017, 5, 23) + dt.timedelta(days=day)
     return f"{d.month:02d}{d.day:02d}"
@@ -156,7 +156,7 @@ _HF_LOSS = "\n{'loss': %r, 'grad_norm': %r, 'learning_rate': %r, 'epoch': %r}\n"
 _HF_EVAL = "{'eval_loss': %r, 'eval_runtime': %r, 'epoch': %r}\n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tqdm_head(q: int) -> str:
     """``' 45%|████▌     | '`` for progress in [q/400, (q+1)/400): fixes both the
     rounded percentage (1/100 steps) and the bar (1/80 steps)."""

@@ -11,7 +11,7 @@ schedules and run lengths (150 .. 3000 steps).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

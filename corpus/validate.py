@@ -16,8 +16,8 @@ import csv
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def check(path: Path, fmt: str, signature: str, first_step: str) -> dict:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from .engine import Format
-
 from .bounds import cap_warnings
 from .detect import detect
+from .engine import Format
+from .engine.schema import from_arrow
 from .io import LogInput, open_log
 from .parallel import prepared_chunks
 from .series import Assembler
-from .engine.schema import from_arrow
 from .types import RunSeries
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _read_sampled(source: object, format: str | None, progress: Progress | None)
     return replace(series, notes=(*series.notes, sample.note())) if sample.dropped else series
 
 
-def _concat(tables: list[pa.Table]) -> "pd.DataFrame":
+def _concat(tables: list[pa.Table]) -> pd.DataFrame:
     """The chunks' Arrow tables as one frame of the schema (:mod:`logsleuth.engine.schema`)."""
     return from_arrow(tables)
 
@@ -163,8 +163,8 @@ class _Sha256:
         return self.hex
 
 
-def diagnose(sources: "object | Sequence[object]", format: str | None = None,
-             progress: Callable[[str, int | None], Progress | None] | None = None) -> "Diagnosis":
+def diagnose(sources: object | Sequence[object], format: str | None = None,
+             progress: Callable[[str, int | None], Progress | None] | None = None) -> Diagnosis:
     """Diagnose one run from its log(s): several logs are attempts of the same job.
 
     Parameters
@@ -199,7 +199,7 @@ def diagnose(sources: "object | Sequence[object]", format: str | None = None,
         hasher = _Sha256(str(item)) if _is_file(item) else None
         if hasher:
             hasher.start()
-        size = os.path.getsize(item) if _is_file(item) else None
+        size = os.path.getsize(str(item)) if _is_file(item) else None
         if artifact:
             from .artifacts import read_artifact
 
@@ -255,7 +255,7 @@ def _is_artifact(item: object) -> bool:
     return os.path.isdir(item) or artifact_kind(str(item)) is not None
 
 
-def load_title(verdict: "Verdict", first: object, features: Mapping[str, float] | None = None,
+def load_title(verdict: Verdict, first: object, features: Mapping[str, float] | None = None,
                last_step: float | None = None) -> str:
     """The signature's title filled from the evidence: the first non-finite moment for a
     failure; the last step for a healthy or stalled run; the overflow count."""
@@ -290,18 +290,25 @@ def _warnings(runs: list[RunSeries]) -> tuple[str, ...]:
     return tuple(out)
 
 
-#: formats written by PyTorch jobs, whose failing step `logsleuth replay` can re-run
-_REPLAYABLE = frozenset({"pytorch", "hf_trainer", "hf_trainer_state", "lightning", "detectron2",
-                         "maskrcnn_benchmark", "mmcv", "yolo", "fairseq", "megatron", "deepspeed"})
+#: run artefacts written by PyTorch jobs (text formats say so themselves: ``Format.replayable``)
+_REPLAYABLE_ARTIFACTS = frozenset({"hf_trainer_state"})
 
 
-def _next_steps(verdict: "Verdict", framework: str) -> tuple[str, ...]:
+def _replayable(format_name: str) -> bool:
+    """Whether ``logsleuth replay`` can re-run the failing step of a job that wrote this."""
+    from .registry import all_formats
+
+    declared = {f.name: f.replayable for f in all_formats()}
+    return declared.get(format_name, format_name in _REPLAYABLE_ARTIFACTS)
+
+
+def _next_steps(verdict: Verdict, framework: str) -> tuple[str, ...]:
     if verdict.code == "I000":
         return ("the log is too short or ambiguous: pass more of it (or every attempt of the job)",)
     if verdict.benign:
         return ()
     steps = [f"logsleuth explain {verdict.code}"]
-    if framework in _REPLAYABLE:  # the log narrows the causes; re-running the step confirms one
+    if _replayable(framework):  # the log narrows the causes; re-running the step confirms one
         steps.append("confirm the cause: logsleuth replay --adapter ADAPTER --checkpoint CKPT "
                      "--from-diagnosis REPORT.json (logsleuth replay --help)")
     return tuple(steps)

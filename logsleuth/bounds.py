@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Mapping
+from collections.abc import Mapping
 
 MAX_PAIRS = 200
 MAX_LINE_BYTES = 64 << 10

@@ -30,7 +30,7 @@ NOTE = ("stdout was buffered (dict lines printed in blocks, away from their prog
         "each block are spread between the bar counts around it, so they are approximate")
 
 
-def spread_stacked_steps(frame: "pd.DataFrame") -> "tuple[pd.DataFrame, bool]":
+def spread_stacked_steps(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """``frame`` with the steps of stacked blocks spread out, and whether any were."""
     lines = frame[frame["phase"] == "train"].drop_duplicates("line")[["line", "step", "epoch", "segment"]]
     step = lines["step"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -54,7 +54,7 @@ def _stacked_share(step: np.ndarray) -> float:
     return float(stacked) / len(step)
 
 
-def _restepped(frame: "pd.DataFrame", train_lines: np.ndarray, old: np.ndarray, new: np.ndarray) -> "pd.Series":
+def _restepped(frame: pd.DataFrame, train_lines: np.ndarray, old: np.ndarray, new: np.ndarray) -> pd.Series:
     """New steps for every row: a train line's own; an eval line (HF evaluates at a logging
     step) takes the new step of the train line before it when they had the same step."""
     import pandas as pd

@@ -13,9 +13,9 @@ the first non-finite step gets a vertical marker whose ``data-step`` the tests c
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Sequence
 
 import numpy as np
 

@@ -13,9 +13,9 @@ is I000 (inconclusive) rather than a guess.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Mapping
 
 import numpy as np
 

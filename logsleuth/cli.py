@@ -10,7 +10,8 @@ import functools
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -84,7 +85,8 @@ class _Progress:
 
 @main.command()
 @click.argument("logs", nargs=-1, required=True)
-@click.option("--format", "format_name", metavar="NAME", help="Force a format (see `logsleuth formats`).")
+@click.option("--log-format", "--format", "format_name", metavar="NAME",
+              help="Force the log format (see `logsleuth formats`); --format is the old spelling.")
 @click.option("-o", "--output", metavar="FILE", help="Write here (.csv, .jsonl, .parquet); default csv to stdout.")
 @click.option("--to", "kind", type=click.Choice(OUTPUT_KINDS), help="Output kind, when FILE's suffix does not say.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
@@ -134,7 +136,8 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     """
     from .api import diagnose as run_diagnosis
     from .output import write_text_file
-    from .report import RENDERERS, oneline as one_line, to_json
+    from .report import RENDERERS, to_json
+    from .report import oneline as one_line
 
     for path in (report, html, plot):
         if path and os.path.lexists(path) and not force:  # lexists: a dangling link is no free name
@@ -207,7 +210,8 @@ def watch(log: str, interval: float, idle: float | None, pid: int | None, wait: 
 
     Exit codes as diagnose: 0 no failure, 1 failure diagnosed, 2 usage or input error.
     """
-    from .watch import Options, watch as follow
+    from .watch import Options
+    from .watch import watch as follow
     from .watch_output import hook_argv, printer
 
     emit = printer(log, output == "json", hook_argv(on_alert), lambda line: click.echo(line))
@@ -302,7 +306,8 @@ def serve(host: str, port: int, max_upload: int, max_decompressed: int, workers:
         import uvicorn  # noqa: F401
     except ImportError:
         _fail("logsleuth serve needs the service extra: pip install 'logsleuth[service]'")
-    from .service import Settings, serve as run_service
+    from .service import Settings
+    from .service import serve as run_service
 
     formats_file = click.get_current_context().find_root().params.get("formats_file")
     run_service(Settings(host, port, max_upload, max_decompressed, workers, queue, tmp_dir, upload_timeout,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Format
-
 from .errors import FormatError
 from .registry import all_formats, get_format
 

@@ -14,9 +14,9 @@ cause it favours is named with that as its reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -249,7 +249,8 @@ def _event_lines(run: RunSeries, name: str) -> list[Evidence]:
             out.append(Evidence(last.step, last.line, last.text, f"last overflow{now}", name))
     for e in run.events:
         if e.kind in ("min_loss_scale", "loss_missing", "terminate_on_nan", "nonfinite"):
-            out.append(Evidence(e.step, e.line, e.text, f"the log says: {e.fields.get('said') or e.fields.get('message') or e.kind.replace('_', ' ')}", name))
+            said = e.fields.get("said") or e.fields.get("message") or e.kind.replace("_", " ")
+            out.append(Evidence(e.step, e.line, e.text, f"the log says: {said}", name))
             break
     return out
 

@@ -41,9 +41,10 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,11 +78,11 @@ class Feature:
 
 
 _FEATURES: list[Feature] = []
-_COMPUTE: dict[str, Callable[["_Run"], float]] = {}
+_COMPUTE: dict[str, Callable[[_Run], float]] = {}
 
 
-def _feature(name: str, unit: str, doc: str) -> Callable[[Callable[["_Run"], float]], Callable[["_Run"], float]]:
-    def register(fn: Callable[["_Run"], float]) -> Callable[["_Run"], float]:
+def _feature(name: str, unit: str, doc: str) -> Callable[[Callable[[_Run], float]], Callable[[_Run], float]]:
+    def register(fn: Callable[[_Run], float]) -> Callable[[_Run], float]:
         _FEATURES.append(Feature(name, unit, " ".join(doc.split())))
         _COMPUTE[name] = fn
         return fn
@@ -842,8 +843,8 @@ def _said_again_at_one_step(run: _Run) -> bool:
     if not any(len(lines) > 1 for lines in said.values()):
         return False
     records = np.sort(run.train["line"].to_numpy(np.int64))
-    for lines in said.values():
-        lines = np.sort(np.array(lines, np.int64))
+    for printed in said.values():
+        lines = np.sort(np.array(printed, np.int64))
         between = np.searchsorted(records, lines[1:], "left") - np.searchsorted(records, lines[:-1], "right")
         if (between > 0).any():  # a record on a line strictly between two of them
             return True
@@ -1166,7 +1167,10 @@ def _merge(runs: Sequence[RunSeries]) -> RunSeries:
     """Several files of one job as one run: segments and lines renumbered consecutively."""
     if len(runs) == 1:
         return runs[0]
-    frames, events, hparams, texts = [], [], {}, {}
+    frames: list[pd.DataFrame] = []
+    events: list[Any] = []
+    hparams: dict[str, Any] = {}
+    texts: dict[int, str] = {}
     seg_off = line_off = 0
     for run in runs:
         f = run.frame

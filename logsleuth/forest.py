@@ -15,8 +15,9 @@ probabilities are the softmax of those sums.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Forest:
         self.schema_version = int(self.a["schema_version"])
 
     @classmethod
-    def load(cls, path: Path | str) -> "Forest":
+    def load(cls, path: Path | str) -> Forest:
         with np.load(path, allow_pickle=False) as data:
             return cls({k: data[k] for k in data.files})
 

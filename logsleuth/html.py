@@ -13,8 +13,9 @@ goes through :func:`html.escape`, and the scripts read and move DOM nodes only (
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .charts import MAX_POINTS, Curve, Marker, downsample, fmt_step, line_chart, sparkline
 from .types import Diagnosis, RunSeries, is_loss_metric, nonfinite_words
@@ -213,7 +214,7 @@ def _cell(row: Mapping[str, Any], key: str, numeric: bool, root: str = "") -> st
     text = "" if missing else (f"{value:.2f}" if key == "confidence" else str(value))
     if key == "cause" and text and row.get("cause_slug"):
         text = f"{text} {row['cause_slug']}"
-    sort = "" if missing else (str(float(value)) if numeric else text.lower())
+    sort = "" if missing else (str(float(value)) if numeric else text.lower())  # type: ignore[arg-type]
     css = ' class="mono"' if key in ("path", "error") else ""
     return f'<td data-sort="{escape(sort)}"{css}>{escape(text)}</td>'
 

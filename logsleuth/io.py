@@ -22,8 +22,9 @@ import lzma
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .bounds import CarriageLimit
 from .errors import InputError
@@ -95,7 +96,7 @@ class LogInput:
     head: bytes
     size: int | None
     _stream: BinaryIO
-    _decoder: "codecs.IncrementalDecoder | None"
+    _decoder: codecs.IncrementalDecoder | None
     _pending: bytes
 
     def _read(self) -> bytes:
@@ -194,7 +195,7 @@ def open_log(source: object) -> LogInput:
     name, raw, size = _raw_stream(source)
     magic = raw.read(8) if not hasattr(raw, "peek") else raw.peek(8)[:8]  # type: ignore[attr-defined]
     if not hasattr(raw, "peek"):
-        raw = _Prefixed(magic, raw)
+        raw = _Prefixed(magic, raw)  # type: ignore[assignment]  # a BinaryIO in all but name
     compression = sniff_compression(magic)
     stream = _decompressor(raw, compression)
     log = LogInput(name, compression, "utf-8", b"", size, stream, None, b"")

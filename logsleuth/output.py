@@ -13,14 +13,14 @@ import contextlib
 import json
 import math
 import sys
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from .errors import InputError
 from .engine.native import compiled  # the optional C extension; pyarrow's writer is the fallback
 from .engine.schema import COLUMNS, arrow_schema
-
+from .errors import InputError
 
 OUTPUT_KINDS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
@@ -106,7 +106,7 @@ def _native_specs(table: pa.Table, cell: Callable[[bytes], bytes | None]) -> lis
             specs.append((_INDEX_KINDS[array.indices.type], validity, data, array.indices.offset, words))
         elif array.type in _KINDS:
             validity, data = array.buffers()
-            specs.append((_KINDS[array.type], validity, data, array.offset, None))
+            specs.append((_KINDS[array.type], validity, data, array.offset, None))  # type: ignore[arg-type]
         else:
             return None
     return specs
@@ -154,7 +154,7 @@ class _ParquetWriter:
         table = with_source(table, source if self.with_source else None)
         if self._writer is None:
             self._writer = self._pq.ParquetWriter(self.path, table.schema)
-        self._writer.write_table(table)
+        self._writer.write_table(table)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         if self._writer is None:
@@ -164,7 +164,7 @@ class _ParquetWriter:
 
 
 @contextlib.contextmanager
-def open_writer(path: str | None, kind: str, with_source: bool = False) -> Iterator[object]:
+def open_writer(path: str | None, kind: str, with_source: bool = False) -> Iterator[Any]:
     """A writer with ``write(frame, source)``; ``path`` None or ``-`` means stdout."""
     to_stdout = not path or path == "-"
     if kind == "parquet":
@@ -177,7 +177,8 @@ def open_writer(path: str | None, kind: str, with_source: bool = False) -> Itera
             writer.close()  # type: ignore[attr-defined]
         return
     stream = sys.stdout.buffer if to_stdout else open(path, "wb")  # type: ignore[arg-type]
-    writer = _CsvWriter(stream, with_source) if kind == "csv" else _JsonlWriter(stream, with_source)
+    binary: BinaryIO = stream  # type: ignore[assignment]
+    writer = _CsvWriter(binary, with_source) if kind == "csv" else _JsonlWriter(binary, with_source)
     try:
         yield writer
     finally:

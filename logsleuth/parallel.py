@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable, Iterator
 
-from .io import CHUNK, LogInput
 from .engine import Format
+from .io import CHUNK, LogInput
 from .scan import scan_chunk
 from .series import Prepared, prepare
 

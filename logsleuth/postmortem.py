@@ -25,8 +25,9 @@ import socket
 import stat
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from . import __version__
 from .errors import InputError, LogsleuthError
@@ -157,7 +158,8 @@ def _diagnose_with_deadline(logs: list[str], alternates: list[str], deadline: fl
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     done = ctx.Value("q", 0)  # bytes read so far, for the timed-out line
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, logs, alternates, max_memory_mb, done), daemon=True)
+    child = ctx.Process(  # type: ignore[attr-defined]
+        target=_child, args=(send, logs, alternates, max_memory_mb, done), daemon=True)
     child.start()
     send.close()
     try:

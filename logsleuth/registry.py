@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.metadata import entry_points
 
-from .parsers import builtin_formats
 from .engine import Format
-
 from .errors import FormatError
+from .parsers import builtin_formats
 
 _extra: list[Format] = []
 
@@ -17,19 +17,21 @@ def register(fmt: Format) -> None:
     _extra[:] = [f for f in _extra if f.name != fmt.name] + [fmt]
 
 
-def _plugins() -> list[Format]:
+@lru_cache(maxsize=1)
+def _plugins() -> tuple[Format, ...]:
+    """Formats of the ``logsleuth.formats`` entry points (looked up once per process)."""
     found = []
     for ep in entry_points(group="logsleuth.formats"):
         try:
             found.append(ep.load())
         except Exception as exc:  # a broken plugin must not break every run
             raise FormatError(f"format plugin {ep.name!r} failed to load: {exc}") from exc
-    return found
+    return tuple(found)
 
 
 def all_formats() -> tuple[Format, ...]:
     """User formats first (a team's own format beats a generic match), then built-ins."""
-    return tuple(_extra) + tuple(_plugins()) + builtin_formats()
+    return tuple(_extra) + _plugins() + builtin_formats()
 
 
 def get_format(name: str) -> Format:

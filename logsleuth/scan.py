@@ -9,13 +9,13 @@ Face Trainer dicts, DeepSpeed overflow messages glued to a bar).
 from __future__ import annotations
 
 import re
+
 import ahocorasick_rs
 import numpy as np
 
-from .parsers import COMMON_RULES
-from .engine import BAR, Batch, Columns, Format
-from .engine import ColumnRule, extract
+from .engine import BAR, Batch, ColumnRule, Columns, Format, extract
 from .engine.native import compiled
+from .parsers import COMMON_RULES
 
 _BAR_RX = re.compile(rb"(\d+)/(\d+) \[[\d:]+<")
 _RANK_RX = re.compile(rb"(?m)^\[(?:rank|default|RANK )(\d+)\]:?")
@@ -197,9 +197,9 @@ def _step_before(out: Batch, at: np.ndarray) -> np.ndarray:
     """The printed step of the last record before each position (-inf where none). Where
     records print their own steps, a bar counting below it counts within an epoch (a
     Lightning bar at ``10/40`` in epoch 6): no step for an event."""
-    pos = [np.array(out.pos, np.int64)] + [part.pos for part in out.arrays]
-    step = [np.array([np.nan if s is None else s for s in out.step], np.float64)] + [part.step for part in out.arrays]
-    pos, step = np.concatenate(pos), np.concatenate(step)
+    pos = np.concatenate([np.array(out.pos, np.int64)] + [part.pos for part in out.arrays])
+    step = np.concatenate([np.array([np.nan if s is None else s for s in out.step], np.float64)]
+                          + [part.step for part in out.arrays])
     keep = ~np.isnan(step)
     pos, step = pos[keep], step[keep]
     order = np.argsort(pos, kind="stable")
@@ -208,7 +208,7 @@ def _step_before(out: Batch, at: np.ndarray) -> np.ndarray:
     return np.where(k >= 0, step[np.maximum(k, 0)] if len(step) else -np.inf, -np.inf)
 
 
-def _rank_prefix_rx(chunk: bytes) -> "re.Pattern[bytes] | None":
+def _rank_prefix_rx(chunk: bytes) -> re.Pattern[bytes] | None:
     """Which rank-prefix style the chunk uses: ``[rank3]:`` / ``[default3]:`` (torchrun),
     or ``3: `` (srun --label) when it starts most lines of the chunk's head."""
     if _RANK_GATE.find_matches_as_indexes(chunk) and _RANK_ANYWHERE.search(chunk) is not None:

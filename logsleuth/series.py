@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .bounds import MAX_EVENTS, add_capped
-from .engine import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, line_at
-from .engine import factorize
+from .engine import BAR, EVAL, PHASE_CODES, TRAIN, Batch, Format, factorize, line_at, to_floats
 from .engine.native import compiled
-from .engine import to_floats
+from .engine.schema import COLUMNS
 from .scan import ranks_of
-from .types import COLUMNS, NONFINITE_EVENTS, Event, Hparam
+from .types import NONFINITE_EVENTS, Event, Hparam
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,7 +81,7 @@ def _floats(values: list) -> np.ndarray:
 # pandas, 0.2 s, to check what it was given) ----------------------------------------
 
 
-def _arrow(values: np.ndarray, kind: "pa.DataType", missing: np.ndarray | None = None) -> "pa.Array":
+def _arrow(values: np.ndarray, kind: pa.DataType, missing: np.ndarray | None = None) -> pa.Array:
     """A numeric column as an Arrow array of type ``kind``; ``missing`` marks nulls."""
     import pyarrow as pa
 
@@ -93,7 +92,7 @@ def _arrow(values: np.ndarray, kind: "pa.DataType", missing: np.ndarray | None =
     return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
 
 
-def _arrow_ints(values: np.ndarray) -> "pa.Array":
+def _arrow_ints(values: np.ndarray) -> pa.Array:
     """A float column of whole numbers as int64, NaN as null."""
     import pyarrow as pa
 
@@ -101,11 +100,11 @@ def _arrow_ints(values: np.ndarray) -> "pa.Array":
     return _arrow(np.where(missing, 0, values).astype(np.int64), pa.int64(), missing)
 
 
-def _arrow_nulls(n: int, kind: "pa.DataType") -> "pa.Array":
+def _arrow_nulls(n: int, kind: pa.DataType) -> pa.Array:
     return _arrow(np.zeros(n, dtype=kind.to_pandas_dtype()), kind, np.ones(n, dtype=bool))
 
 
-def _arrow_strings(words: list[str] | tuple[str, ...]) -> "pa.Array":
+def _arrow_strings(words: list[str] | tuple[str, ...]) -> pa.Array:
     import pyarrow as pa
 
     encoded = [w.encode() for w in words]
@@ -297,7 +296,7 @@ class Assembler:
         if len(self.texts) < MAX_TEXTS:
             self.texts.setdefault(ev.line, ev.text)
 
-    def feed(self, prep: Prepared) -> "pa.Table":
+    def feed(self, prep: Prepared) -> pa.Table:
         self.fresh_events = []
         for name, n in prep.capped.items():
             add_capped(self.capped, name, n)
@@ -450,7 +449,7 @@ class Assembler:
 
     # ---- rows ---------------------------------------------------------------------
 
-    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> "pa.Table":
+    def _frame(self, prep: Prepared, step: np.ndarray, segment: np.ndarray) -> pa.Table:
         """This chunk's rows as an Arrow table (see :mod:`logsleuth.engine.schema`)."""
         import pyarrow as pa  # here, not at import: the scanning workers never need it
 
@@ -494,7 +493,7 @@ class Assembler:
         rows_before = np.searchsorted(prep.pos, [e[1] for e in prep.events], side="right").tolist()
         in_chunk = Counter(e[3] for e in prep.events)
         seen: Counter = Counter()
-        for (line, pos, ev_step, kind, fields, text), seg, after in zip(prep.events, event_segments, rows_before):
+        for (line, _pos, ev_step, kind, fields, text), seg, after in zip(prep.events, event_segments, rows_before):
             seen[kind] += 1
             if text is None or (self.event_counts.get(kind, 0) >= MAX_EVENTS
                                 and seen[kind] <= in_chunk[kind] - MAX_EVENTS):

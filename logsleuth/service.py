@@ -30,8 +30,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,7 +44,7 @@ from starlette.requests import ClientDisconnect
 from . import __version__
 from .errors import LogsleuthError
 from .types import DIAGNOSIS_SCHEMA_VERSION, Evidence, InputInfo, NonFinite, RankedCause, Verdict
-from .uploads import GiB, PROBLEM, Problem, UploadedFile, receive
+from .uploads import PROBLEM, GiB, Problem, UploadedFile, receive
 
 KINDS = {"jsonl": "application/jsonl", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 _ACCEPTED = {**{v: k for k, v in KINDS.items()}, "application/x-ndjson": "jsonl", "application/x-parquet": "parquet"}

@@ -25,7 +25,8 @@ import re
 import stat
 import tempfile
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InputError
 

@@ -19,8 +19,8 @@ import glob
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .errors import InputError
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -153,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle, args.output, compress=3)
     trees = export(bundle["pipeline"], bundle["feature_names"], bundle["schema_version"])
-    np.savez_compressed(args.output.with_suffix(".npz"), **trees)
+    np.savez_compressed(args.output.with_suffix(".npz"), **trees)  # type: ignore[arg-type]
     causes = fit_causes(rows, features, args.seed)
     if causes is not None:
         np.savez_compressed(args.output.with_name(CAUSES_PATH.name),
-                            **export(causes["pipeline"], causes["feature_names"], causes["schema_version"]))
+                            **export(causes["pipeline"], causes["feature_names"], causes["schema_version"]))  # type: ignore[arg-type]
         print(f"cause model: {causes['trained_on']} logs with a known cause, classes {[str(c) for c in causes['classes']]}")
     families = sorted({r["family"] for r in rows})
     print(f"trained on {bundle['trained_on']} logs of {len(families)} families, classes {[str(c) for c in bundle['classes']]}, "

@@ -5,16 +5,15 @@ A printed ``nan`` is a NaN value; a value the log did not print is an absent row
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-from .engine.schema import COLUMNS, validate  # the long frame, defined once (re-exported)
+from .engine.schema import COLUMNS as COLUMNS  # the long frame, defined once (re-exported)
+from .engine.schema import validate
 
 #: event kinds that mean "a non-finite number happened here" even without a nan value
 NONFINITE_EVENTS = frozenset({"overflow", "nonfinite", "loss_missing", "terminate_on_nan", "min_loss_scale"})
@@ -108,7 +107,7 @@ class RunSeries:
         were not all read, progress-bar updates dropped; each one is a warning.
     """
 
-    frame: "pd.DataFrame"
+    frame: pd.DataFrame
     events: tuple[Event, ...]
     hparams: Mapping[str, Hparam]
     source: str
@@ -130,7 +129,7 @@ class RunSeries:
         """Events of ``kind`` the log printed, those not kept in ``events`` included."""
         return max(self.event_counts.get(kind, 0), sum(e.kind == kind for e in self.events))
 
-    def wide(self) -> "pd.DataFrame":
+    def wide(self) -> pd.DataFrame:
         """One row per (segment, rank, phase, step), one column per metric (last value wins)."""
         index = ["segment", "rank", "phase", "step"]
         frame = self.frame.assign(rank=self.frame["rank"].fillna(-1))

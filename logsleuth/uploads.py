@@ -15,8 +15,9 @@ import bz2
 import lzma
 import os
 import zlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -249,7 +250,7 @@ class _Form:
         except Problem:
             raise
         except Exception as exc:  # python_multipart's MultipartParseError and kin
-            raise Problem(400, "bad-multipart", "Bad multipart body", f"cannot read the multipart body ({exc})")
+            raise Problem(400, "bad-multipart", "Bad multipart body", f"cannot read the multipart body ({exc})") from None
 
     def close(self) -> None:
         self._parser.finalize()
@@ -319,7 +320,7 @@ async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:
             chunk = await asyncio.wait_for(stream.__anext__(), timeout)
         except StopAsyncIteration:
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Problem(408, "upload-timeout", "Upload timed out",
                           f"no data for {timeout:g} s (--upload-timeout)") from None
         if chunk:

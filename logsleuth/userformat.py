@@ -8,6 +8,8 @@ A format file holds one or more formats::
     sniff = ['^\\[acme\\] it ']     # optional: regexes scored on the head of a log
     samples = ["[acme] it 120 | loss 0.52 | lr 1e-3 | gnorm 1.2"]   # required, checked
     aliases = { ppl = "perplexity" }   # optional: metric renames
+    framework = "pytorch"              # optional: whose terms the fixes use (default: generic)
+    replayable = true                  # optional: a PyTorch job, `logsleuth replay` can re-run it
 
     [[format.rule]]
     template = "[acme] it {step} | loss {loss} | lr {lr} | gnorm {grad_norm}"
@@ -44,14 +46,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pyparsing as pp
 
+from .engine import KEY, NUM, Batch, Format, Rule, canonical, phase_of, to_float
 from .errors import FormatError
-from .engine import Batch, Format, Rule, canonical, phase_of
-from .engine import KEY, NUM, to_float
 from .registry import register
 
 __all__ = ["TemplateHandler", "build_rule", "compile_template", "load_format_file", "parse_format_file"]
@@ -61,7 +63,7 @@ POSITIONS = {"step": ("int",), "epoch": ("num", "int")}
 METRIC_TYPES = ("num", "int", "word")
 PHASES = ("train", "eval")
 
-_FORMAT_KEYS = ("name", "title", "sniff", "samples", "aliases", "rule")
+_FORMAT_KEYS = ("name", "title", "sniff", "samples", "aliases", "framework", "replayable", "rule")
 _RULE_KEYS = ("template", "phase", "name")
 _NAME_RX = re.compile(r"[A-Za-z0-9][\w.\-]*\Z")
 _EVAL_PREFIXES = ("eval_", "val_", "test_", "valid_")
@@ -411,8 +413,14 @@ def _format(path: str, index: int, table: Any) -> Format:
     else:
         sniff = [r.pattern for r in rules]
 
+    framework = table.get("framework", "")
+    if not isinstance(framework, str):
+        raise FormatError(f"{where}: 'framework' must be a string (a framework from `logsleuth explain`, e.g. pytorch)")
+    replayable = table.get("replayable", False)
+    if not isinstance(replayable, bool):
+        raise FormatError(f"{where}: 'replayable' must be true or false")
     return Format(name=name, title=title, samples=tuple(samples), sniff=tuple(sniff), rules=tuple(rules),
-                  aliases=dict(aliases))
+                  aliases=dict(aliases), framework=framework, replayable=replayable)
 
 
 def _check_sample(rules: list[Rule], sample: str) -> str | None:

@@ -28,16 +28,17 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .detect import detect
+from .engine import Format
 from .errors import InputError
 from .forecast import Alert, Forecaster, Thresholds
 from .io import CHUNK, HEAD, LogInput, clean, sniff_compression
-from .engine import Format
 from .sample import RowSample
 from .scan import scan_chunk
 from .series import Assembler, prepare
@@ -117,7 +118,7 @@ class LiveLog:
         data, self.pending = self.pending, b""
         return self._parse(data, final=True) if data else []
 
-    def diagnose(self) -> "Diagnosis":
+    def diagnose(self) -> Diagnosis:
         """diagnose's verdict on everything read (each generation an attempt)."""
         from .api import diagnose
 
@@ -204,7 +205,7 @@ def _pieces(chunk: bytes) -> Iterator[bytes]:
 MAX_EVALUATED = 4096
 
 
-def _records(fc: Forecaster, table: "pa.Table", events: list) -> list[Alert]:
+def _records(fc: Forecaster, table: pa.Table, events: list) -> list[Alert]:
     """Feed one chunk's rows and events to the forecaster, in line order."""
     if not table.num_rows and not events:
         return []
@@ -313,7 +314,7 @@ Emit = Callable[[str, "Alert | None", "Diagnosis | None"], None]
 
 
 def watch(opts: Options, emit: Emit, clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep) -> "Diagnosis":
+          sleep: Callable[[float], None] = time.sleep) -> Diagnosis:
     """Follow ``opts.path`` until it ends (``idle`` seconds without growth, the ``pid``
     gone, or Ctrl-C); ``emit(event, alert, diagnosis)`` for every warning, every failure
     (with the diagnosis so far) and, last, the final verdict. Returns the final diagnosis."""

@@ -17,7 +17,8 @@ import os
 import shlex
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .forecast import Alert
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 HOOK_TIMEOUT = 60.0
 
 
-def alert_fields(event: str, alert: Alert | None, diagnosis: "Diagnosis | None", log: str) -> dict[str, str]:
+def alert_fields(event: str, alert: Alert | None, diagnosis: Diagnosis | None, log: str) -> dict[str, str]:
     """The alert as the ``LOGSLEUTH_*`` variables (strings; empty when unknown)."""
     from .report import oneline
 
@@ -98,10 +99,10 @@ def run_hook(argv: list[str], fields: dict[str, str]) -> None:
 
 
 def printer(log: str, as_json: bool, hook: list[str] | None,
-            echo: Callable[[str], None]) -> Callable[[str, "Alert | None", "Diagnosis | None"], None]:
+            echo: Callable[[str], None]) -> Callable[[str, Alert | None, Diagnosis | None], None]:
     """The ``emit`` callback of :func:`logsleuth.watch.watch`: print, then run the hook."""
 
-    def emit(event: str, alert: Alert | None, diagnosis: "Diagnosis | None") -> None:
+    def emit(event: str, alert: Alert | None, diagnosis: Diagnosis | None) -> None:
         fields = alert_fields(event, alert, diagnosis, log)
         echo(render(fields, alert, as_json))
         if hook:

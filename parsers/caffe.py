@@ -10,10 +10,9 @@ and the solver / net parameters echoed at start-up (prototxt, parsed with pypars
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, ColumnRule, Format, Rule, event, line_at
-from ..engine import NUM, VAL, snake
+from ..engine import NUM, Batch, ColumnRule, Format, Rule, event, line_at, snake
 from .hparams import flatten_prototxt, parse_prototxt
 
 _EXTRA_RX = re.compile(rb", (\w+) = (" + NUM.encode() + rb")")

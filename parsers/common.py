@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Rule, canonical, event, line_at
-from ..engine import to_float
+from ..engine import Batch, Rule, canonical, event, line_at, to_float
 from .hparams import parse_python_kwargs
 
 _EXC_RX = re.compile(rb"(?:^|[\s:])((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)): ?([^\r\n]*)")

@@ -4,10 +4,9 @@ seconds, 11648 images`` -- iteration, loss, running average, learning rate."""
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, Rule, line_at
-from ..engine import VAL
+from ..engine import VAL, Batch, Format, Rule, line_at
 
 _HEAD = re.compile(rb"(?<!\d)(\d+): (" + VAL.encode() + rb"), (" + VAL.encode() + rb")$")
 

@@ -10,10 +10,9 @@ Overflow messages print no step: it comes from the tqdm bar printed before them.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, Rule, canonical, phase_of, read_pairs
-from ..engine import VAL
+from ..engine import VAL, Batch, Format, Rule, canonical, phase_of, read_pairs
 
 _DESC_KV = re.compile(rb"([A-Za-z_][\w/.\-]{0,127}+):\s+(" + VAL.encode() + rb")")
 
@@ -43,6 +42,7 @@ def _config_echo(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 FORMAT = Format(
     name="deepspeed",
+    replayable=True,
     title="DeepSpeed (engine steps, overflow / loss-scale messages, config echo)",
     samples=(
         "[2024-09-11 17:52:18,030] [INFO] [loss_scaler.py:183:update_scale] [deepspeed] OVERFLOW! Rank 0 Skipping "

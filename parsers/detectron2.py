@@ -8,14 +8,14 @@ restart: a re-queued job that fails before its first print is still a new attemp
 
 from __future__ import annotations
 
-from ..engine import Format, Rule, event
-from ..engine import kv_payload
+from ..engine import Format, Rule, event, kv_payload
 
 ITER_RULE = Rule("iter", b"iter: ", r"iter: (?P<step>\d+)\s+(?P<payload>[^\r\n]*)",
                  kv_payload("colon", skip=("eta", "time", "data_time", "max_mem", "max mem")))
 
 FORMAT = Format(
     name="detectron2",
+    replayable=True,
     title="detectron2 (d2.utils.events, FloatingPointError reports)",
     samples=(
         "[08/14 10:26:13 d2.utils.events]:  eta: 0:43:51  iter: 6319  total_loss: 0.4072  loss_cls: 0.06762  "

@@ -14,10 +14,9 @@ The step is ``num_updates``; validation metrics are ``eval_*``.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, KV_STYLES, Rule, canonical, line_at, read_pairs
-from ..engine import NUM
+from ..engine import KV_STYLES, NUM, Batch, Format, Rule, canonical, line_at, read_pairs
 
 _PIPE_KV = re.compile(rb"\| (\w+) (" + NUM.encode() + rb")(?= \||\s*$)")
 _EQ_KV = KV_STYLES["equals"]
@@ -46,6 +45,7 @@ def _epoch_line(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 FORMAT = Format(
     name="fairseq",
+    replayable=True,
     title="fairseq (train_inner / epoch summaries, old and new styles)",
     samples=(
         "2020-03-23 11:39:44 | INFO | train_inner | epoch 003:      5 / 356 loss=9.44, nll_loss=8.44, ppl=347.28, "

@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import ahocorasick_rs
 import numpy as np
 
-from ..engine import MAX_LINE_BYTES
-from ..engine import (KV_ANY, WORD_VALUE, EPOCH_KEYS, NOISE_KEYS, PROSE_KEYS, STEP_KEYS, Batch, Format, Rule,
-                    canonical)
-from ..engine import to_floats
-from ..engine import add_markers, group_floats, line_ends, line_starts, match_starts, pair_columns, pair_rows
-
+from ..engine import (
+    EPOCH_KEYS,
+    KV_ANY,
+    MAX_LINE_BYTES,
+    NOISE_KEYS,
+    PROSE_KEYS,
+    STEP_KEYS,
+    WORD_VALUE,
+    Batch,
+    Format,
+    Rule,
+    add_markers,
+    canonical,
+    group_floats,
+    line_ends,
+    line_starts,
+    match_starts,
+    pair_columns,
+    pair_rows,
+    to_floats,
+)
 
 #: a loss with something like a number after it: a line we should have read ("possible",
 #: "Cross validation..." and "loss is nan" in words are not unread metrics)

@@ -11,13 +11,12 @@ print a finite loss while ``grad_norm`` is nan: both are kept as printed.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..engine import PHASE_CODES, TRAIN, UNREADABLE, Batch, Columns, Format, Rule, canonical, phase_of
+from ..engine import PHASE_CODES, TRAIN, UNREADABLE, VAL, Batch, Columns, Format, Rule, canonical, phase_of, to_floats
 from ..engine.native import compiled
-from ..engine import VAL, to_floats
 
 #: an item of a logged dict; recent transformers releases quote the values (``'loss': '0.6832'``)
 _ITEM = re.compile(rb"'([\w/.\-]+)': (?:'(?=[-+.\dnNiI]))?(" + VAL.encode() + rb")")
@@ -115,6 +114,7 @@ def _metrics_block(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 FORMAT = Format(
     name="hf_trainer",
+    replayable=True,
     title="Hugging Face Trainer (dict lines, tqdm, metrics blocks)",
     samples=(
         "{'loss': 0.2051, 'grad_norm': nan, 'learning_rate': 9.774074342405685e-06, 'epoch': 0.53}",
@@ -126,7 +126,8 @@ FORMAT = Format(
     rules=(
         Rule("dict", b"{'", r"\{('(?:loss|eval_|train_|grad_norm|learning_rate|epoch|test_)[^}\r\n]*)\}", _dict_line,
              native=_dict_line_native),
-        Rule("metrics-block", b"***** ", r"\*\*\*\*\* (?:train|eval|test) metrics \*\*\*\*\*\r?\n((?:[ \t]+[\w/.\-]+\s+=[^\r\n]*\r?\n?)*)",
+        Rule("metrics-block", b"***** ",
+             r"\*\*\*\*\* (?:train|eval|test) metrics \*\*\*\*\*\r?\n((?:[ \t]+[\w/.\-]+\s+=[^\r\n]*\r?\n?)*)",
              _metrics_block),
     ),
     bar_steps=True,

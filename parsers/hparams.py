@@ -12,7 +12,6 @@ import pyparsing as pp
 
 from ..engine import identifier, number, quoted, snake
 
-
 #: chunks are scanned in threads (logsleuth/parallel.py), and pyparsing's grammar objects
 #: are not documented as safe to share between them; these echoes are rare, so one at a time
 _PYPARSING = threading.Lock()
@@ -83,7 +82,7 @@ def parse_prototxt(text: str) -> list:
     """Nested ``[key, value]`` / ``[key, [...]]`` lists; stops quietly at the first odd line."""
     with _PYPARSING:
         result, _, _ = next(iter(_prototxt_grammar().scan_string(text, max_matches=1)), ([], 0, 0))
-    return result.as_list() if result else []
+    return result.as_list() if isinstance(result, pp.ParseResults) and result else []
 
 
 def flatten_prototxt(items: list, prefix: str = "") -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Keras: ``Epoch 3/10`` then verbose=1 progress bars (``120/500 [===>...] - ETA: 1s -
-loss: 0.4``, carriage-return updates; Keras 3 draws ``120/500 ━━━━━━━━ 1s 8ms/step``) or verbose=2 epoch lines (``500/500 - 2s - loss:
-0.4 - val_loss: ...``), Keras 1.x lines, and TerminateOnNaN (``Batch 3: Invalid loss``,
-a cross-format event, found even when glued to the end of a bar).
+loss: 0.4``, carriage-return updates; Keras 3 draws ``120/500 ━━━━━━━━ 1s 8ms/step``)
+or verbose=2 epoch lines (``500/500 - 2s - loss: 0.4 - val_loss: ...``), Keras 1.x lines,
+and TerminateOnNaN (``Batch 3: Invalid loss``, a cross-format event, found even when glued to the end of a bar).
 
 Step = (epoch - 1) * batches per epoch + batch, with the epoch from the last ``Epoch``
 line; ``val_*`` metrics are the eval phase. ``Epoch 1/N`` after training began starts a
@@ -11,12 +11,24 @@ new attempt (a re-queued job appended to the log), even where the step does not 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..engine import Batch, Format, KV_STYLES, Rule, canonical
-from ..engine import add_markers, group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
+from ..engine import (
+    KV_STYLES,
+    Batch,
+    Format,
+    Rule,
+    add_markers,
+    canonical,
+    group_floats,
+    line_starts,
+    match_starts,
+    native_pattern,
+    pair_columns,
+    pair_rows,
+)
 
 #: the batch counter of a bar: Keras 2 ``12/25 [===>...]``, Keras 3 ``12/25 ━━━━━━━━`` (U+2501
 #: glyphs), verbose=2 ``25/25 - 0s - ...``
@@ -50,7 +62,7 @@ def _progress(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
     pair_rows(out, pos, owner, keys, values, _name, it=it, total=total)
 
 
-def _name(key: bytes) -> "str | None":
+def _name(key: bytes) -> str | None:
     name = canonical(key)
     return None if name in _SKIP else name
 

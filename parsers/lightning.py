@@ -1,6 +1,7 @@
 """PyTorch Lightning progress bars (TQDMProgressBar, and RichProgressBar's box-drawn
-``Epoch 3/9 ━━━━╸ 21/25 0:00:00 • 0:00:01 50.59it/s v_num: 0.000 train_loss: 0.693``): ``Epoch 0:  97%|█▋| 1651/1702 [13:00<00:24, 2.11it/s,
-loss=0.158, v_num=0, train_loss=0.149]`` (with or without bar glyphs, e.g. in Colab).
+``Epoch 3/9 ━━━━╸ 21/25 0:00:00 • 0:00:01 50.59it/s v_num: 0.000 train_loss: 0.693``):
+``Epoch 0:  97%|█▋| 1651/1702 [13:00<00:24, 2.11it/s, loss=0.158, v_num=0,
+train_loss=0.149]`` (with or without bar glyphs, e.g. in Colab).
 
 Each carriage-return update is a record; step = epoch * batches per epoch + batch
 (epochs are 0-based). A bar wrapped onto two lines (a terminal or a paste broke it after
@@ -12,12 +13,22 @@ the glyphs) or cut before its closing ``]`` is still read. ``v_num`` is the logg
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..engine import KV_STYLES, Batch, Format, Rule, canonical
-from ..engine import add_markers, group_floats, match_starts, pair_columns, pair_rows
+from ..engine import (
+    KV_STYLES,
+    Batch,
+    Format,
+    Rule,
+    add_markers,
+    canonical,
+    group_floats,
+    match_starts,
+    pair_columns,
+    pair_rows,
+)
 
 _KV = KV_STYLES["equals"]
 _RICH_KV = KV_STYLES["colon"]
@@ -47,7 +58,7 @@ def _rich_bar(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
         _records(found, payloads, ("epoch", "it", "total"), _RICH_KV, out)
 
 
-def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, kv: "re.Pattern[bytes]", out: Batch,
+def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, kv: re.Pattern[bytes], out: Batch,
              running_mean: bool = False) -> None:
     """One record per bar update, column-wise: step = epoch * total + batch, a row per
     postfix pair (``v_num`` left out), a marker for an update without pairs. With
@@ -70,7 +81,7 @@ def _records(found: list[re.Match[bytes]], payloads: list[bytes], head: tuple, k
 _MEAN = b"\x00loss_avg"
 
 
-def _name(key: bytes) -> "str | None":
+def _name(key: bytes) -> str | None:
     if key == _MEAN:
         return "loss_avg"
     name = canonical(key)
@@ -79,6 +90,7 @@ def _name(key: bytes) -> "str | None":
 
 FORMAT = Format(
     name="lightning",
+    replayable=True,
     title="PyTorch Lightning progress bars",
     samples=(
         "Epoch 0:  97% 1651/1702 [13:00<00:24,  2.11it/s, loss=0.158, v_num=0, train_loss=0.149]",

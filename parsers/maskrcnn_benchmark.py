@@ -10,6 +10,8 @@ from .detectron2 import ITER_RULE
 
 FORMAT = Format(
     name="maskrcnn_benchmark",
+    replayable=True,
+    framework="detectron2",  # the same config keys: detectron2's advice
     title="maskrcnn-benchmark / FCOS trainer lines",
     samples=(
         "2019-04-16 10:35:26,752 maskrcnn_benchmark.trainer INFO: eta: 17:39:53  iter: 140  loss: nan (nan)  "

@@ -7,17 +7,16 @@ the nan counter may stay 0): such a line is a ``loss_missing`` event -- non-fini
 evidence -- rather than a made-up nan value. A line whose interval was all fp16 overflow
 skips also prints no loss (the average over zero iterations is 0, and Megatron prints
 only averages above 0): with ``number of skipped iterations`` above 0 it is an
-``overflow`` event instead; ``number of nan iterations`` above 0 is a ``nonfinite`` event. Validation: ``validation loss at iteration
-N | lm loss value: ... | lm loss PPL: ...``.
+``overflow`` event instead; ``number of nan iterations`` above 0 is a ``nonfinite`` event.
+Validation: ``validation loss at iteration N | lm loss value: ... | lm loss PPL: ...``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, Rule, canonical, is_noise
-from ..engine import VAL, to_float
+from ..engine import VAL, Batch, Format, Rule, canonical, is_noise, to_float
 
 _FIELD = re.compile(rb"\|\s*([A-Za-z][^:|\r\n]*?):\s+(" + VAL.encode() + rb")\s*(?=\||$)")
 ALIASES = {"number of skipped iterations": "skipped_iterations", "number of nan iterations": "nan_iterations",
@@ -69,6 +68,7 @@ def _validation(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 FORMAT = Format(
     name="megatron",
+    replayable=True,
     title="Megatron-LM / Megatron-DeepSpeed iteration lines",
     samples=(
         " iteration      122/  250000 | consumed samples:       124928 | elapsed time per iteration (ms): 86545.2 "

@@ -7,13 +7,23 @@ Epochs are 1-based: step = (epoch - 1) * iterations per epoch + iteration.
 
 from __future__ import annotations
 
-from typing import Iterator
 import re
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..engine import KV_STYLES, Batch, Format, Rule, canonical, is_noise
-from ..engine import group_floats, match_starts, pair_columns, pair_rows
+from ..engine import (
+    KV_STYLES,
+    Batch,
+    Format,
+    Rule,
+    canonical,
+    group_floats,
+    is_noise,
+    match_starts,
+    pair_columns,
+    pair_rows,
+)
 
 _KV = KV_STYLES["colon"]
 
@@ -29,7 +39,7 @@ def _records(found: list[re.Match[bytes]], out: Batch, step: np.ndarray, epoch: 
 
 
 def _named(eval_phase: bool):
-    def name_of(key: bytes) -> "str | None":
+    def name_of(key: bytes) -> str | None:
         name = canonical(key)
         if is_noise(name):
             return None
@@ -62,6 +72,7 @@ def _iter_line(phase: str):
 
 FORMAT = Format(
     name="mmcv",
+    replayable=True,
     title="OpenMMLab mmcv / mmengine (mmdetection, mmseg, ...)",
     samples=(
         "2020-10-13 22:51:17,824 - mmdet - INFO - Epoch [5][2550/4015]\tlr: 2.000e-02, eta: 3:18:45, time: 0.558, "

@@ -11,11 +11,9 @@ absurd but finite ppl is what a blowup looks like there.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, Rule
-from ..engine import kv_payload
-from ..engine import to_float
+from ..engine import Batch, Format, Rule, kv_payload, to_float
 
 ALIASES = {"xent": "loss", "acc": "acc", "ppl": "ppl"}
 #: OpenNMT computes ppl as exp(min(xent, 100)): at the clamp the loss has overflowed

@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import ahocorasick_rs
 import numpy as np
 
-from ..engine import Batch, Format, Rule, canonical
-from ..engine import NUM
-from ..engine import group_floats, line_starts, match_starts, native_pattern, pair_columns, pair_rows
+from ..engine import (
+    NUM,
+    Batch,
+    Format,
+    Rule,
+    canonical,
+    group_floats,
+    line_starts,
+    match_starts,
+    native_pattern,
+    pair_columns,
+    pair_rows,
+)
 from .generic import free_form_lines
 
 #: ``Acc@1  72.66 ( 72.10)``: AverageMeter pads both to their width (``:6.2f``); a key
@@ -62,7 +72,7 @@ def _avg_rows(found: list[re.Match[bytes]], out: Batch, prefix: str = "", *, ste
               phase=None if lr else "eval" if prefix else "train")
 
 
-def _avg_name(key: bytes, prefix: str) -> "str | None":
+def _avg_name(key: bytes, prefix: str) -> str | None:
     average = key.endswith(_AVG)
     name = canonical(key[: -len(_AVG)] if average else key)
     if name in _NOISE:
@@ -111,6 +121,7 @@ def _timm(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 FORMAT = Format(
     name="pytorch",
+    replayable=True,
     title="PyTorch loops: ImageNet / MNIST examples, timm, free-form prints",
     samples=(
         "Epoch: [23][280/715]    Time 0.290 (0.318)      Loss 1.1693 (1.1644)    Acc@1 72.656 (72.098)",

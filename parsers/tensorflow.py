@@ -9,10 +9,9 @@ message may appear twice: this format drops the copy.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, Rule, canonical, fixed
-from ..engine import NUM
+from ..engine import NUM, Batch, Format, Rule, canonical, fixed
 
 _PAIR = re.compile(rb"(\w{1,128}+) = (" + NUM.encode() + rb")")
 

@@ -10,10 +10,9 @@ Step = epoch index * batches per epoch + batch (YOLOv5 counts epochs from 0, ult
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..engine import Batch, Format, Rule, line_at
-from ..engine import snake
+from ..engine import Batch, Format, Rule, line_at, snake
 
 _ROW_HEAD = re.compile(rb"(?<!\d)(\d+)/(\d+)\s+[\d.]+$")
 _BAR = re.compile(rb"\|\s*(\d+)/(\d+) \[")
@@ -50,6 +49,7 @@ def _row(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
 
 FORMAT = Format(
     name="yolo",
+    replayable=True,
     title="YOLOv5 / ultralytics training tables",
     samples=(
         "     49/1799      6.47G    0.03901   0.003032   0.003846         14        416:  34%|███▍      "

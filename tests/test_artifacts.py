@@ -350,7 +350,7 @@ def test_damaged_event_files_never_crash_the_reader(tmp_path: Path) -> None:
     good = _write_events(tmp_path / "good", [_simple(s, loss=_loss(s), lr=1e-3) for s in range(300)]).read_bytes()
     rng = random.Random(11)
     damaged = tmp_path / "events.out.tfevents.damaged"
-    for trial in range(40):
+    for _trial in range(40):
         data = bytearray(good)
         for _ in range(rng.randint(1, 30)):
             data[rng.randrange(len(data))] = rng.getrandbits(8)

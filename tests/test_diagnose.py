@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import logsleuth
 from logsleuth.api import diagnose
+from logsleuth.catalog import load_catalog
 from logsleuth.cli import main
 from logsleuth.explain import EVIDENCE_RULES
-from logsleuth.catalog import load_catalog
 
 from .conftest import REAL_LOGS
 
@@ -330,10 +330,10 @@ def test_lightning_running_mean_does_not_collide_with_the_logged_loss(write) -> 
 
 def test_shipped_trees_give_the_fitted_estimators_probabilities() -> None:
     """Diagnosis evaluates signatures.npz; it must agree with the scikit-learn estimator."""
-    import numpy as np
     from importlib.resources import files
 
     import joblib
+    import numpy as np
 
     from logsleuth.classify import _bounded, load_model
     from logsleuth.features import compute_features

@@ -12,8 +12,15 @@ import pandas as pd
 import pytest
 
 import logsleuth
-from logsleuth.features import (FEATURE_NAMES, FEATURE_SCHEMA_VERSION, FEATURES, SUM_OF_COMPONENTS, compute_features,
-                                feature_vector, first_bad_component)
+from logsleuth.features import (
+    FEATURE_NAMES,
+    FEATURE_SCHEMA_VERSION,
+    FEATURES,
+    SUM_OF_COMPONENTS,
+    compute_features,
+    feature_vector,
+    first_bad_component,
+)
 from logsleuth.types import COLUMNS, Event, Hparam, RunSeries
 
 from .conftest import FIXTURES, REAL_LOGS, real_log_labels

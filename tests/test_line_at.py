@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from logsleuth.engine import line_at, line_end, line_start
-from logsleuth.series import MAX_TEXTS, Assembler, prepare
 from logsleuth.parsers import builtin_formats
 from logsleuth.scan import scan_chunk
+from logsleuth.series import MAX_TEXTS, Assembler, prepare
 
 
 def _reference(chunk: bytes, pos: int) -> tuple[int, bytes]:

@@ -9,10 +9,10 @@ import random
 import numpy as np
 import pytest
 
-from logsleuth.io import open_log
-from logsleuth.parsers import builtin_formats
 from logsleuth.engine import ColumnRule, extract_native, extract_regex
 from logsleuth.engine import native as switch
+from logsleuth.io import open_log
+from logsleuth.parsers import builtin_formats
 
 from .conftest import FIXTURES, REAL_LOGS
 

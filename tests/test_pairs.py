@@ -7,9 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logsleuth.bounds import MAX_PAIRS
+from logsleuth.engine import (
+    KV_ANY,
+    KV_STYLES,
+    WORD_VALUE,
+    line_end,
+    line_ends,
+    line_start,
+    line_starts,
+    pair_columns,
+    read_pairs,
+)
 from logsleuth.parsers import keras, pytorch
-from logsleuth.engine import KV_ANY, WORD_VALUE, KV_STYLES, line_end, line_start, read_pairs
-from logsleuth.engine import line_ends, line_starts, pair_columns
 
 PAIR_PATTERNS = {"colon": KV_STYLES["colon"], "equals": KV_STYLES["equals"], "any": KV_ANY,
                  "value-avg": pytorch._VALUE_AVG, "lr": pytorch._LR, "keras-count": keras._COUNT,

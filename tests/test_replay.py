@@ -18,7 +18,8 @@ torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
 
-from logsleuth.replay.cli import INSTALL_HINT, replay as replay_command  # noqa: E402
+from logsleuth.replay.cli import INSTALL_HINT  # noqa: E402
+from logsleuth.replay.cli import replay as replay_command  # noqa: E402
 from logsleuth.replay.run import ReplayOptions, replay  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,9 +11,8 @@ from click.testing import CliRunner
 
 import logsleuth
 from logsleuth import registry
+from logsleuth.engine import Batch, to_float
 from logsleuth.errors import FormatError
-from logsleuth.engine import Batch
-from logsleuth.engine import to_float
 from logsleuth.userformat import build_rule, compile_template, load_format_file, parse_format_file
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -93,7 +93,7 @@ def test_healthy_raises_nothing_and_any_split_reads_the_same():
 
 def test_partial_line_waits_for_its_end():
     live = LiveLog("x")
-    assert live.feed(b"".join(l.encode() for l in exploding()[:29])) != []
+    assert live.feed(b"".join(line.encode() for line in exploding()[:29])) != []
     assert [a for a in live.feed(b"INFO train: step=30 loss=n") if a.event == "failure"] == []
     assert [a.step for a in live.feed(b"an lr=0.5\n") if a.event == "failure"] == [30]
 
@@ -180,13 +180,13 @@ def test_on_alert_gets_the_alert_in_its_environment(tmp_path: Path):
     result = CliRunner().invoke(main, ["watch", str(log), "--idle", "0.1", "--interval", "0.02",
                                        "--on-alert", hook, "--format", "json"])
     assert result.exit_code == 1, result.output
-    seen = [json.loads(l) for l in out.read_text().splitlines()]
+    seen = [json.loads(line) for line in out.read_text().splitlines()]
     assert [e["LOGSLEUTH_EVENT"] for e in seen][-2:] == ["failure", "final"]
     assert seen[0]["LOGSLEUTH_EVENT"] == "warning" and seen[0]["LOGSLEUTH_CODE"] == "X101"
     fail = seen[-2]
     assert fail["LOGSLEUTH_STEP"] == "30" and fail["LOGSLEUTH_LINE"] == "30" and fail["LOGSLEUTH_LOG"] == str(log)
     assert "loss=nan" in fail["LOGSLEUTH_MESSAGE"] and fail["LOGSLEUTH_CODE"]
-    printed = [json.loads(l) for l in result.output.splitlines()]
+    printed = [json.loads(line) for line in result.output.splitlines()]
     assert printed[-1]["event"] == "final" and printed[-1]["code"] == seen[-1]["LOGSLEUTH_CODE"]
 
 

@@ -23,7 +23,6 @@ norm before clipping. Variants: ``tqdm`` (defaults, ``logging_nan_inf_filter=Tru
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 

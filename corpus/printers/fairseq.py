@@ -117,7 +117,7 @@ class Fairseq(Printer):
                             attempt=att.index)
         return out.lines
 
-    def _header(self, out: "_Out", traj: Trajectory, att, interval: int) -> None:  # noqa: ANN001
+    def _header(self, out: _Out, traj: Trajectory, att, interval: int) -> None:  # noqa: ANN001
         spec = traj.spec
         fp = spec.fp16 or {}
         kw = dict(attempt=att.index)

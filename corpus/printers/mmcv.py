@@ -63,7 +63,7 @@ class MMCV(Printer):
             if not att.resumed_from:
                 lines.append(Line(stamp() + "Config:"))
                 lines.extend(Line(t) for t in _config(traj))
-                lines.append(Line(stamp() + f"Start running, host: user@node12, work_dir: /work_dirs/exp"))
+                lines.append(Line(stamp() + "Start running, host: user@node12, work_dir: /work_dirs/exp"))
                 lines.append(Line(stamp() + f"workflow: [('train', 1)], max: {epochs} epochs"))
             c = Cols(att)
             lo = 0

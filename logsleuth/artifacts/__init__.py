@@ -18,7 +18,6 @@ kept, and damage (a truncated event file) is reported in ``RunSeries.notes``.
 from __future__ import annotations
 
 import os
-
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
@@ -26,7 +25,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from ..types import RunSeries
 
-__all__ = ["read_artifact", "artifact_kind", "read_tfevents", "read_trainer_state", "read_csv_metrics",
+__all__ = ["read_artifact", "artifact_kind", "csv_kind", "read_tfevents", "read_trainer_state", "read_csv_metrics",
            "read_mlflow", "ARTIFACT_KINDS"]
 
 #: the readers, imported on first use (they need numpy and pandas; this package must not
@@ -64,6 +63,14 @@ def _read(path: str) -> tuple[bytes, str]:
         raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
 
 
+def csv_kind(head: bytes) -> str | None:
+    """The metrics-table kind of a file's first bytes (``lightning_csv``, ``keras_csv``,
+    ``csv_metrics``), or None when they are not a metrics table."""
+    from ._sniff import sniff_csv
+
+    return sniff_csv(head)
+
+
 def artifact_kind(path: str, head: bytes | None = None) -> str | None:
     """The artefact kind of a file or directory, or None (e.g. a text log)."""
     from ._sniff import is_event_file, looks_like_trainer_state, run_dir_of, sniff_csv
@@ -95,7 +102,7 @@ def artifact_kind(path: str, head: bytes | None = None) -> str | None:
     return sniff_csv(head)
 
 
-def read_artifact(path: str | os.PathLike[str], verify: bool = False) -> "RunSeries":
+def read_artifact(path: str | os.PathLike[str], verify: bool = False) -> RunSeries:
     """Read a run artefact into a :class:`RunSeries`.
 
     Parameters

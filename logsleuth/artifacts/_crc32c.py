@@ -79,8 +79,8 @@ def crc32c_many(buf: bytes, starts: np.ndarray, lengths: np.ndarray, python_tail
         for i in range(int(active_counts[j])):
             c = int(crc[i])
             start, end = int(s_sorted[i]) + j, int(s_sorted[i] + l_sorted[i])
-            for byte in buf[start:end]:
-                c = table[(c ^ byte) & 0xFF] ^ (c >> 8)
+            for octet in buf[start:end]:
+                c = table[(c ^ octet) & 0xFF] ^ (c >> 8)
             crc[i] = c
     out[order] = crc ^ np.uint32(0xFFFFFFFF)
     return out

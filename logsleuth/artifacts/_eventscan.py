@@ -365,8 +365,8 @@ def _verify(buf: bytes, spans: list[tuple[int, int]], out: EventFile) -> list[tu
     words = np.frombuffer(buf, dtype=np.uint8)
     stored_len_crc = np.ascontiguousarray(words[(starts - 4)[:, None] + np.arange(4)]).view("<u4").ravel()
     stored_data_crc = np.ascontiguousarray(words[ends[:, None] + np.arange(4)]).view("<u4").ravel()
-    len_ok = mask(crc32c_many(buf, starts - 12, np.full(len(starts), 8))) == stored_len_crc
-    data_ok = mask(crc32c_many(buf, starts, ends - starts)) == stored_data_crc
+    len_ok = np.asarray(mask(crc32c_many(buf, starts - 12, np.full(len(starts), 8))) == stored_len_crc)
+    data_ok = np.asarray(mask(crc32c_many(buf, starts, ends - starts)) == stored_data_crc)
     if not len_ok.all():
         stop = int(np.argmin(len_ok))
         out.crc_stop = int(starts[stop] - 12)

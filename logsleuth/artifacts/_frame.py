@@ -18,7 +18,7 @@ with namespaces read the TensorBoard way: ``train/loss``, ``Loss/train`` -> ``lo
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,7 @@ plugin name, ``TensorProto`` for one-element numeric tensors).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

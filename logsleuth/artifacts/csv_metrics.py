@@ -115,6 +115,6 @@ def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = No
                         unparsed_examples=unparsed[:5])
 
 
-def _fill(column: "pd.Series") -> list[str]:
+def _fill(column: pd.Series) -> list[str]:
     """Cells of a position column, empty ones as ``nan`` (a missing step, not a value)."""
     return [c if c != "" else "nan" for c in column.tolist()]

@@ -68,7 +68,10 @@ def _read_metric(key: str, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
         raw = f.read().decode("utf-8", "replace").splitlines()
     table = [line.split() for line in raw]
     good = [i for i, parts in enumerate(table) if len(parts) in (2, 3)]
-    ts, val, step, idx = [], [], [], []
+    ts: list = []
+    val: list = []
+    step: list = []
+    idx: list = []
     bad = len(raw) - len(good) - sum(1 for line in raw if not line.strip())
     for i in good:
         parts = table[i]

@@ -36,7 +36,7 @@ wall-time order (each file keeping its own order) and numbered in that order.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -134,7 +134,10 @@ def _to_series(files: list[tuple[EventFile, bytes]], root: str | None, source: s
     lines_per_file = _order(files)
     names: dict[str, int] = {}
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("step", "code", "value", "line", "epoch_tag")}
-    notes, texts, restarts, bad = [], {}, [], []
+    notes: list[str] = []
+    texts: dict[int, str] = {}
+    restarts: list[int] = []
+    bad: list = []
     for (ef, buf), lines in zip(files, lines_per_file):
         name = os.path.relpath(ef.path, root) if root else os.path.basename(ef.path)
         rec, tag, val = ef.values(buf)

@@ -70,7 +70,7 @@ def read_trainer_state(path: str, data: bytes | None = None) -> RunSeries:
             if value is None:
                 continue
             steps.append(step)
-            metrics.append(metric_name(_ALIASES.get(key, key))[0])
+            metrics.append(metric_name(_ALIASES.get(key) or key)[0])
             values.append(value)
             lines.append(i)
             epochs.append(math.nan if epoch is None else epoch)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import sys
 import types
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .discover import GROUPS, Run, discover
 from .engine import ENGINES, default_jobs, execute
@@ -40,7 +41,7 @@ Progress = Callable[[int, int, dict], None]
 def audit(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], jobs: int | None = None,
           engine: str = "local", output: str | None = None, resume: bool = False, force: bool = False,
           scheduler: str | None = None, group: str = "auto", verify: bool = False,
-          progress: Progress | None = None) -> "pd.DataFrame":
+          progress: Progress | None = None) -> pd.DataFrame:
     """Audit every run under ``paths``; one row per run.
 
     Parameters
@@ -95,7 +96,7 @@ def __getattr__(name: str) -> Any:
 class _CallableModule(types.ModuleType):
     """``logsleuth.audit(...)`` calls :func:`audit`."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "pd.DataFrame":
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
         return audit(*args, **kwargs)
 
 

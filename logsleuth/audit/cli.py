@@ -60,7 +60,7 @@ class _Bar:
             click.echo("", err=True)
 
 
-def summary(frame: "pd.DataFrame", paths: list[str], elapsed: float, audited: int, skipped: int, nbytes: int,
+def summary(frame: pd.DataFrame, paths: list[str], elapsed: float, audited: int, skipped: int, nbytes: int,
             jobs: int, engine: str, worst: int = _WORST) -> str:
     """The end-of-audit report: counts per signature, the worst runs, errors and warnings."""
     import pandas as pd
@@ -160,7 +160,7 @@ def _audit(paths: tuple[str, ...], output: str | None, jobs: int | None, engine:
     sys.exit(1 if len(in_scope) and bool(in_scope["failed"].any()) else 0)
 
 
-def _write_page(path: str, runs: list[Any], rows: "pd.DataFrame", sparks: dict[str, Any], verify: bool,
+def _write_page(path: str, runs: list[Any], rows: pd.DataFrame, sparks: dict[str, Any], verify: bool,
                 force: bool) -> None:
     """The audit's HTML page; runs skipped by --resume are read again for their sparkline."""
     from ..html import audit_page

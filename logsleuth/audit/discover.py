@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -92,7 +93,7 @@ def classify_name(name: str) -> str | None:
 
 
 def _metrics_table(path: str) -> bool:
-    from ..artifacts._sniff import sniff_csv
+    from ..artifacts import csv_kind
 
     try:
         with open(path, "rb") as f:
@@ -101,7 +102,7 @@ def _metrics_table(path: str) -> bool:
         return True  # unreadable: let the audit report it as a row with an error
     if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
         return True  # compressed: sniffed when read
-    return sniff_csv(head) is not None
+    return csv_kind(head) is not None
 
 
 def _is_mlflow_run(path: str, dirs: list[str], files: list[str]) -> bool:
@@ -173,7 +174,7 @@ def _group_auto(root: str, found: dict[str, list[Artifact]]) -> list[Run]:
     return [run for path, artifacts in groups.items() for run in _split(path, artifacts)]
 
 
-def discover(paths: str | os.PathLike[str] | list[str | os.PathLike[str]], group: str = "auto") -> list[Run]:
+def discover(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], group: str = "auto") -> list[Run]:
     """The runs under ``paths`` (files and directories), sorted by path, each once.
 
     Raises

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from ..errors import InputError
 from .discover import Run
@@ -139,7 +140,7 @@ def _dask(runs: list[Run], jobs: int, known: dict[str, str], verify: bool,
         client = Client(cluster)
     try:
         pending = list(reversed(runs))
-        inflight: dict[str, Run] = {}
+        inflight: dict[Any, Run] = {}
         futures = as_completed()
 
         def submit() -> None:

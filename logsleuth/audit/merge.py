@@ -22,8 +22,8 @@ The merged series takes the framework of the most specific view (a Hugging Face 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

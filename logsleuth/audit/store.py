@@ -25,7 +25,8 @@ import json
 import math
 import os
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -231,7 +232,7 @@ class ResultStore:
         """Every run's row (the ones read back and the new ones), one per run."""
         return rows_to_frame(self.rows.values())
 
-    def __enter__(self) -> "ResultStore":
+    def __enter__(self) -> ResultStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,8 +2,10 @@
 
 A fix is written in the terms of the framework that wrote the log (``base_lr`` for Caffe,
 ``max_grad_norm`` for the Hugging Face Trainer). Parsers name *formats*, which are not
-quite frameworks: maskrcnn-benchmark logs take detectron2's advice (same config keys),
-Turi Create has no knob worth naming and gets the generic advice.
+quite frameworks: a format declares the framework whose advice it takes
+(``Format.framework``: maskrcnn-benchmark logs take detectron2's, same config keys; Turi
+Create has no knob worth naming and gets the generic advice). The table here holds the
+other spellings: framework names people type, and the run artefacts.
 
 Frameworks built on PyTorch fall back to the ``pytorch`` fix when they have none of their
 own: a Lightning user's custom loss is still PyTorch code. The fallback is only used
@@ -37,8 +39,6 @@ FRAMEWORKS: tuple[str, ...] = (
 
 #: format names (and common spellings of framework names) that are not framework keys
 FORMAT_FRAMEWORK: Mapping[str, str] = MappingProxyType({
-    "maskrcnn_benchmark": "detectron2",
-    "turicreate": "generic",
     "nvcaffe": "caffe",
     "tf": "tensorflow",
     "tf1": "tensorflow",
@@ -81,8 +81,15 @@ def framework_for(format_name: str) -> str:
     map like ``maskrcnn_benchmark`` and ``megatron_deepspeed``.
     """
     key = format_name.strip().lower().replace("-", "_")
-    key = FORMAT_FRAMEWORK.get(key, key)
+    key = _declared().get(key) or FORMAT_FRAMEWORK.get(key, key)
     return key if key in FRAMEWORKS else "generic"
+
+
+def _declared() -> dict[str, str]:
+    """Each registered format's declared framework (its own name where it declares none)."""
+    from ..registry import all_formats
+
+    return {f.name.lower().replace("-", "_"): f.framework or f.name for f in all_formats()}
 
 
 def fix_chain(format_name: str) -> tuple[str, ...]:

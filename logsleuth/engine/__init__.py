@@ -19,12 +19,48 @@ from __future__ import annotations
 from ..bounds import MAX_LINE_BYTES, MAX_PAIRS, add_capped
 from . import native, schema
 from .columns import ColumnRule, extract, extract_native, extract_regex, factorize
-from .format import (BAR, EPOCH_KEYS, EVAL, KV_ANY, KV_STYLES, NOISE_KEYS, PHASE_CODES, PROSE_KEYS, STEP_KEYS, TRAIN,
-                     UNREADABLE, WORD_VALUE, Batch, Columns, Format, Handler, Rule, canonical, event, fixed, is_noise,
-                     line_at, line_end, line_start, phase_of, read_pairs)
+from .format import (
+                     BAR,
+                     EPOCH_KEYS,
+                     EVAL,
+                     KV_ANY,
+                     KV_STYLES,
+                     NOISE_KEYS,
+                     PHASE_CODES,
+                     PROSE_KEYS,
+                     STEP_KEYS,
+                     TRAIN,
+                     UNREADABLE,
+                     WORD_VALUE,
+                     Batch,
+                     Columns,
+                     Format,
+                     Handler,
+                     Rule,
+                     canonical,
+                     event,
+                     fixed,
+                     is_noise,
+                     line_at,
+                     line_end,
+                     line_start,
+                     phase_of,
+                     read_pairs,
+)
 from .grammar import KEY, KEY_BOUNDED, NUM, VAL, identifier, number, quoted, snake, to_float, to_floats
-from .pairs import (add_markers, group_floats, kv_payload, line_ends, line_starts, match_starts, native_pattern,
-                    pair_columns, pair_rows, split_columns, split_regex)
+from .pairs import (
+                     add_markers,
+                     group_floats,
+                     kv_payload,
+                     line_ends,
+                     line_starts,
+                     match_starts,
+                     native_pattern,
+                     pair_columns,
+                     pair_rows,
+                     split_columns,
+                     split_regex,
+)
 
 __all__ = [
     "BAR", "EPOCH_KEYS", "EVAL", "KEY", "KEY_BOUNDED", "KV_ANY", "KV_STYLES", "MAX_LINE_BYTES", "MAX_PAIRS", "NOISE_KEYS",

@@ -12,8 +12,8 @@ newlines in the text between matches. On a log where nearly every line is a metr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class ColumnRule:
     #: the compiled scanner doing what ``pattern`` does (``logsleuth._native``), used when
     #: the extension is built: "caffe_iteration" or "caffe_output"
     native: str | None = None
-    rx: "re.Pattern[bytes]" = field(init=False, repr=False, compare=False)
+    rx: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         source = self.pattern.replace("{VAL}", VAL).encode()

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,10 +43,10 @@ class Columns(NamedTuple):
     codes: np.ndarray  # int32
     names: list
     value: np.ndarray  # float64
-    phase: "str | np.ndarray"  # one phase for every row, or int8 codes per row
-    epoch: "np.ndarray | None" = None
-    total: "np.ndarray | None" = None  # a bar's total
-    it: "np.ndarray | None" = None  # the batch within the epoch, where the step is not printed
+    phase: str | np.ndarray  # one phase for every row, or int8 codes per row
+    epoch: np.ndarray | None = None
+    total: np.ndarray | None = None  # a bar's total
+    it: np.ndarray | None = None  # the batch within the epoch, where the step is not printed
 
 
 class Batch:
@@ -168,7 +169,7 @@ class Rule:
     #: the same rule compiled (``logsleuth._native``): called with (chunk, batch) instead
     #: of ``handler`` when the extension is built; returns False to leave it to ``handler``
     native: Callable[[bytes, Batch], bool] | None = None
-    rx: "re.Pattern[bytes]" = field(init=False, repr=False, compare=False)
+    rx: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         source = self.pattern.replace("{NUM}", NUM).replace("{KEY}", KEY).replace("{VAL}", VAL)
@@ -195,7 +196,7 @@ class Format:
     title: str
     samples: tuple[str, ...]
     sniff: tuple[str, ...]
-    rules: tuple["Rule | ColumnRule", ...]
+    rules: tuple[Rule | ColumnRule, ...]
     #: per-format metric renames applied after generic canonicalisation
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: records without a printed step take it from the nearest tqdm bar before them
@@ -211,7 +212,12 @@ class Format:
     epoch_summaries: bool = False
     #: what an inferred step means, shown to the user
     step_note: str = ""
-    sniff_rx: tuple["re.Pattern[bytes]", ...] = field(init=False, repr=False, compare=False)
+    #: the framework whose terms the fixes use (a key of ``logsleuth.catalog.frameworks``);
+    #: empty: the format's own name (formats not named so take the generic advice)
+    framework: str = ""
+    #: logs of PyTorch jobs: ``logsleuth replay`` can re-run their failing step
+    replayable: bool = False
+    sniff_rx: tuple[re.Pattern[bytes], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sniff_rx", tuple(re.compile(s.encode(), re.M) for s in self.sniff))
@@ -340,7 +346,7 @@ def line_at(chunk: bytes, pos: int) -> tuple[int, bytes]:
 WORD_VALUE = re.compile(rb"""['"]\s*:\s*['"](?![-+.\d]|nan|inf|NaN|Inf)[A-Za-z]""")
 
 
-def read_pairs(rx: "re.Pattern[bytes]", text: bytes, capped: dict | None = None) -> list[tuple]:
+def read_pairs(rx: re.Pattern[bytes], text: bytes, capped: dict | None = None) -> list[tuple]:
     """``rx.findall(text)`` within the input bounds: the first :data:`MAX_PAIRS` pairs of
     the first :data:`MAX_LINE_BYTES` bytes (a cut is counted in ``capped``). A line of
     100,000 ``loss=1`` pairs is a broken printer, not 100,000 metrics."""
@@ -361,7 +367,7 @@ def fixed(metric: str, phase: str = "train") -> Handler:
     """Groups 1 ``step`` (may be empty) and 2 ``value``: one record of a fixed metric per match."""
 
     def handle(matches: Iterator[re.Match[bytes]], out: Batch) -> None:
-        found = [(m.start(), *m.groups()) for m in matches]
+        found = [(m.start(), m.group(1), m.group(2)) for m in matches]
         if found:
             out.block([f[0] for f in found], [f[1] for f in found], metric, [f[2] for f in found], phase)
 

@@ -11,9 +11,10 @@ regex and numpy paths then do the same work, slower.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Iterator
+from typing import Any
 
 #: the interface version of logsleuth/_native.c this code expects
 ABI = 4
@@ -31,7 +32,7 @@ _MODULE = _load()
 _enabled = os.environ.get("LOGSLEUTH_NATIVE", "1") not in ("0", "off", "no", "false")
 
 
-def compiled() -> ModuleType | None:
+def compiled() -> Any:  # the extension module (it has no type stubs), or None
     """The extension when it is built and switched on, else None (use the fallback)."""
     return _MODULE if _enabled else None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -38,19 +38,19 @@ from .native import compiled
 
 _SEP = b"\n\x00"
 #: the pair patterns logsleuth/_native.c's ``pair_split`` implements, by its mode number
-_NATIVE_MODES: dict["re.Pattern[bytes]", int] = {KV_STYLES["colon"]: 0, KV_STYLES["equals"]: 1, KV_ANY: 2}
+_NATIVE_MODES: dict[re.Pattern[bytes], int] = {KV_STYLES["colon"]: 0, KV_STYLES["equals"]: 1, KV_ANY: 2}
 
 
-def native_pattern(rx: "re.Pattern[bytes]", mode: int) -> None:
+def native_pattern(rx: re.Pattern[bytes], mode: int) -> None:
     """Have ``split_columns`` read ``rx`` with ``pair_split``'s ``mode`` (a format's own
     pattern, registered by its module: PyTorch's ``_VALUE_AVG`` and ``_LR``, Keras's ``_COUNT``)."""
     _NATIVE_MODES[rx] = mode
 
 
-_WRAPPED: dict["re.Pattern[bytes]", "re.Pattern[bytes]"] = {}
+_WRAPPED: dict[re.Pattern[bytes], re.Pattern[bytes]] = {}
 
 
-def _wrapped(rx: "re.Pattern[bytes]") -> "re.Pattern[bytes]":
+def _wrapped(rx: re.Pattern[bytes]) -> re.Pattern[bytes]:
     """``rx`` with a group around the whole match (its length gives each match's position)."""
     found = _WRAPPED.get(rx)
     if found is None:
@@ -58,7 +58,7 @@ def _wrapped(rx: "re.Pattern[bytes]") -> "re.Pattern[bytes]":
     return found
 
 
-def pair_columns(rx: "re.Pattern[bytes]", payloads: Sequence[bytes],
+def pair_columns(rx: re.Pattern[bytes], payloads: Sequence[bytes],
                  capped: dict | None = None) -> tuple[np.ndarray, list[list]]:
     """The matches of ``rx`` in each payload: (index of the payload of each match, one
     list per group of ``rx`` with that group of every match), in payload order."""
@@ -71,7 +71,7 @@ def pair_columns(rx: "re.Pattern[bytes]", payloads: Sequence[bytes],
     return _cap_pairs(owner, groups, capped)
 
 
-def split_columns(rx: "re.Pattern[bytes]", text: bytes) -> tuple[np.ndarray, list[list]]:
+def split_columns(rx: re.Pattern[bytes], text: bytes) -> tuple[np.ndarray, list[list]]:
     """Every match of ``rx`` in ``text``: (start positions, one list per group of ``rx``),
     from the compiled scanner of ``rx`` where the extension has one, else from one
     ``re.split`` (no match objects)."""
@@ -83,7 +83,7 @@ def split_columns(rx: "re.Pattern[bytes]", text: bytes) -> tuple[np.ndarray, lis
     return split_regex(rx, text)
 
 
-def split_regex(rx: "re.Pattern[bytes]", text: bytes) -> tuple[np.ndarray, list[list]]:
+def split_regex(rx: re.Pattern[bytes], text: bytes) -> tuple[np.ndarray, list[list]]:
     """:func:`split_columns` with ``re.split``: the reference, and the path without the extension."""
     wrapped = _wrapped(rx)
     pieces = wrapped.split(text)
@@ -122,7 +122,7 @@ def _cap_pairs(owner: np.ndarray, groups: list[list], capped: dict | None) -> tu
 
 
 def pair_rows(out: Batch, pos: np.ndarray, owner: np.ndarray, keys: list, values: list,
-              name_of: Callable[[bytes], "str | None"], *, step: np.ndarray | None = None,
+              name_of: Callable[[bytes], str | None], *, step: np.ndarray | None = None,
               epoch: np.ndarray | None = None, it: np.ndarray | None = None,
               total: np.ndarray | None = None, phase: str | None = None) -> np.ndarray:
     """Add one row per pair to ``out``: at its payload's position ``pos[owner]``, named
@@ -148,7 +148,7 @@ def pair_rows(out: Batch, pos: np.ndarray, owner: np.ndarray, keys: list, values
         out.unparsed += at[bad].tolist()
         codes[bad] = UNREADABLE
     if phase is not None:
-        phases: "str | np.ndarray" = phase
+        phases: str | np.ndarray = phase
     else:
         by_code = np.array([PHASE_CODES[phase_of(n)] for n in names] + [0, 0], np.int8)
         phases = by_code[codes]
@@ -187,7 +187,7 @@ def kv_payload(style: str = "colon", *, skip: Iterable[str] = (), aliases: Mappi
     skipped = frozenset(skip)
     steps = frozenset(step_keys)
 
-    def name_of(key: bytes) -> "str | None":
+    def name_of(key: bytes) -> str | None:
         name = canonical(key, aliases)
         return None if name in skipped or name in steps or is_noise(name) else name
 
@@ -215,7 +215,7 @@ def match_starts(found: list[re.Match[bytes]]) -> np.ndarray:
     return np.fromiter((m.start() for m in found), np.int64, len(found))
 
 
-def group_floats(found: list[re.Match[bytes]], group: "int | str") -> np.ndarray:
+def group_floats(found: list[re.Match[bytes]], group: int | str) -> np.ndarray:
     """Group ``group`` of each match as a number (NaN where absent or not in the pattern)."""
     if isinstance(group, str) and group not in found[0].re.groupindex:
         return np.full(len(found), np.nan)

@@ -21,8 +21,9 @@ line      int64                          the 1-based physical line that printed 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +42,7 @@ class SchemaError(ValueError):
 
 
 @lru_cache(maxsize=1)
-def arrow_schema() -> "pa.Schema":
+def arrow_schema() -> pa.Schema:
     """The rows' Arrow schema (metric and phase dictionary-encoded), for the chunk tables."""
     import pyarrow as pa
 
@@ -50,14 +51,14 @@ def arrow_schema() -> "pa.Schema":
                       ("segment", pa.int64()), ("rank", pa.int64()), ("epoch", pa.float64()), ("line", pa.int64())])
 
 
-def empty_frame() -> "pd.DataFrame":
+def empty_frame() -> pd.DataFrame:
     """A frame with no rows and the right dtypes."""
     import pandas as pd
 
     return pd.DataFrame({c: [] for c in COLUMNS}).astype(DTYPES)
 
 
-def from_arrow(tables: Iterable["pa.Table"]) -> "pd.DataFrame":
+def from_arrow(tables: Iterable[pa.Table]) -> pd.DataFrame:
     """The chunks' Arrow tables (in :func:`arrow_schema`) as one pandas frame."""
     import pyarrow as pa
 
@@ -70,13 +71,13 @@ def from_arrow(tables: Iterable["pa.Table"]) -> "pd.DataFrame":
     return frame
 
 
-def conform(frame: "pd.DataFrame") -> "pd.DataFrame":
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` cast to the schema's dtypes (columns in order; for producers that build
     their rows with plain types)."""
     return frame.loc[:, list(COLUMNS)].astype(DTYPES)
 
 
-def problems(frame: "pd.DataFrame") -> list[str]:
+def problems(frame: pd.DataFrame) -> list[str]:
     """What makes ``frame`` differ from the long frame (empty: it is one)."""
     found = []
     if tuple(frame.columns) != COLUMNS:
@@ -93,7 +94,7 @@ def problems(frame: "pd.DataFrame") -> list[str]:
     return found
 
 
-def validate(frame: "pd.DataFrame") -> "pd.DataFrame":
+def validate(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` unchanged when it is the long frame; :class:`SchemaError` saying what is
     wrong otherwise."""
     found = problems(frame)

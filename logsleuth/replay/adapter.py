@@ -42,9 +42,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 
@@ -121,11 +122,11 @@ class Adapter:
 
     # ---- required ------------------------------------------------------------------
 
-    def build_model(self) -> "torch.nn.Module":
+    def build_model(self) -> torch.nn.Module:
         """A freshly built model (replay moves it to the device and loads the checkpoint)."""
         raise NotImplementedError
 
-    def build_optimizer(self, model: "torch.nn.Module") -> "torch.optim.Optimizer":
+    def build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         """The optimizer over ``model``'s parameters, with the original hyperparameters."""
         raise NotImplementedError
 
@@ -136,7 +137,7 @@ class Adapter:
         """
         raise NotImplementedError
 
-    def loss(self, output: Any, batch: Batch) -> "torch.Tensor":
+    def loss(self, output: Any, batch: Batch) -> torch.Tensor:
         """The loss of ``output``: per sample (shape ``[batch]``) when possible, else a scalar.
 
         A per-sample loss lets replay name the offending samples in one pass; with a
@@ -147,10 +148,10 @@ class Adapter:
 
     # ---- optional ------------------------------------------------------------------
 
-    def setup(self, device: "torch.device") -> None:
+    def setup(self, device: torch.device) -> None:
         """Called once before anything is built: set determinism flags or seeds here."""
 
-    def build_scheduler(self, optimizer: "torch.optim.Optimizer") -> Any:
+    def build_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         """The learning-rate scheduler stepped once per step, or None (the default)."""
         return None
 
@@ -165,7 +166,7 @@ class Adapter:
 
         return load_default(checkpoint, parts).step
 
-    def forward(self, model: "torch.nn.Module", batch: Batch) -> Any:
+    def forward(self, model: torch.nn.Module, batch: Batch) -> Any:
         """The model's output for ``batch``; the default is ``model(batch.inputs)``."""
         return model(batch.inputs)
 

@@ -7,8 +7,9 @@ batch dimension when its first dimension equals the batch size.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 

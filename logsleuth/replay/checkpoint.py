@@ -20,8 +20,9 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

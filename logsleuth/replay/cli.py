@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -78,7 +79,8 @@ def replay(adapter: str, checkpoint: str, step: int | None, diagnosis: str | Non
         raise InputError(f"{report}: exists; pass --force to overwrite it")
     require_torch()
     from .report import to_json, to_text
-    from .run import ReplayOptions, replay as run_replay
+    from .run import ReplayOptions
+    from .run import replay as run_replay
 
     options = ReplayOptions(adapter=adapter, checkpoint=checkpoint, step=step, device=device,
                             trust_checkpoint=trust_checkpoint, clip_norm=clip_norm, max_probes=max_probes,

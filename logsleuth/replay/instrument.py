@@ -18,8 +18,9 @@ non-finite gradient is the one nearest the loss.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Callable, Collection
+from typing import Any
 
 import torch
 
@@ -56,7 +57,7 @@ class Instrument:
         self._grad_order: list[str] = []
         self._last: tuple[torch.Tensor, ...] = ()
 
-    def __enter__(self) -> "Instrument":
+    def __enter__(self) -> Instrument:
         for path, module in self.model.named_modules():
             hook = self._forward_hook(path or "(model)", type(module).__name__)
             self._handles.append(module.register_forward_hook(hook))

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -30,8 +30,7 @@ from .batching import dataset_indices, nonfinite_positions
 from .checkpoint import Loaded, Snapshot, load_default, read_checkpoint
 from .engine import Engine, StepOutcome, call
 from .instrument import Findings, Instrument
-from .result import (CounterfactualResult, Location, ReplayInputs, ReplayResult, SampleFinding, StepRecord,
-                     Target)
+from .result import CounterfactualResult, Location, ReplayInputs, ReplayResult, SampleFinding, StepRecord, Target
 from .samples import DEFAULT_PROBES, find_offending
 
 Progress = Callable[[str], None]

@@ -16,7 +16,7 @@ optimizer; the model state (and RNG) is restored before each one.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import InputError
 from .batching import batch_size, dataset_indices

@@ -32,8 +32,8 @@ is what to change first (C01). The other cause is listed, unconfirmed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..catalog import load_catalog
 from .result import CounterfactualResult, Location, ReplayCause, SampleFinding
