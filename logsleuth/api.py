@@ -20,7 +20,6 @@ from .series import Assembler
 from .types import RunSeries
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from .types import Diagnosis, Verdict
 
@@ -65,7 +64,7 @@ class Parse:
         from .buffered import NOTE, spread_stacked_steps
 
         a = self.assembler
-        frame = _concat(frames or [])
+        frame = from_arrow(frames or [])
         notes = []
         if a.inferred:
             notes.append(self.fmt.step_note or "the log prints no step: steps are counted logging records")
@@ -128,10 +127,6 @@ def _read_sampled(source: object, format: str | None, progress: Progress | None)
     series = parse.series(sample.tables())
     return replace(series, notes=(*series.notes, sample.note())) if sample.dropped else series
 
-
-def _concat(tables: list[pa.Table]) -> pd.DataFrame:
-    """The chunks' Arrow tables as one frame of the schema (:mod:`logsleuth.engine.schema`)."""
-    return from_arrow(tables)
 
 
 class _Sha256:
@@ -296,10 +291,10 @@ _REPLAYABLE_ARTIFACTS = frozenset({"hf_trainer_state"})
 
 def _replayable(format_name: str) -> bool:
     """Whether ``logsleuth replay`` can re-run the failing step of a job that wrote this."""
-    from .registry import all_formats
+    from .registry import find_format
 
-    declared = {f.name: f.replayable for f in all_formats()}
-    return declared.get(format_name, format_name in _REPLAYABLE_ARTIFACTS)
+    fmt = find_format(format_name)
+    return fmt.replayable if fmt is not None else format_name in _REPLAYABLE_ARTIFACTS
 
 
 def _next_steps(verdict: Verdict, framework: str) -> tuple[str, ...]:

@@ -34,9 +34,14 @@ def all_formats() -> tuple[Format, ...]:
     return tuple(_extra) + _plugins() + builtin_formats()
 
 
+def find_format(name: str) -> Format | None:
+    """The registered format called ``name``, or None."""
+    return next((fmt for fmt in all_formats() if fmt.name == name), None)
+
+
 def get_format(name: str) -> Format:
-    for fmt in all_formats():
-        if fmt.name == name:
-            return fmt
+    found = find_format(name)
+    if found is not None:
+        return found
     known = ", ".join(sorted(f.name for f in all_formats()))
     raise FormatError(f"unknown format {name!r} (known: {known}; see `logsleuth formats`)")

@@ -112,7 +112,7 @@ def test_without_the_extension_the_regex_rules_give_the_same_series() -> None:
 # ---- Hugging Face dict lines and tqdm bars -------------------------------------------
 
 
-def _read_both(monkeypatch, data: bytes, fmt: str | None = None):
+def _read_both(data: bytes, fmt: str | None = None):
     """The series of ``data`` with the compiled paths, and with the Python ones."""
     import io
 
@@ -134,12 +134,12 @@ HF_LIKE = sorted([*REAL_LOGS.glob("hf_*.log"), *REAL_LOGS.glob("deepspeed_*.log"
 
 
 @pytest.mark.parametrize("path", HF_LIKE, ids=lambda p: p.name)
-def test_hf_dicts_and_bars_give_the_series_of_the_python_rules(monkeypatch, path) -> None:
-    native, fallback = _read_both(monkeypatch, path.read_bytes())
+def test_hf_dicts_and_bars_give_the_series_of_the_python_rules(path) -> None:
+    native, fallback = _read_both(path.read_bytes())
     assert len(native.frame) and _same_series(native, fallback)
 
 
-def test_hf_tricky_dicts(monkeypatch) -> None:
+def test_hf_tricky_dicts() -> None:
     bar = "  5%|▌         | {n}/200 [00:0{n}<00:30,  6.1it/s]"
     lines = [
         bar.format(n=1) + "\r" + bar.format(n=2), "{'loss': 0.5, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.1}",
@@ -150,21 +150,21 @@ def test_hf_tricky_dicts(monkeypatch) -> None:
         "{'lossy/a.b-c': 1e-3, 'test_acc': 0.9}", bar.format(n=4) + "{'loss': 0.25, 'epoch': 0.6}",
         "{'learning_rate': 1_0}", "x" * 50 + "0/5 [00:00<" + "{'loss': 9.0}",
     ]
-    native, fallback = _read_both(monkeypatch, ("\n".join(lines) + "\n").encode("utf-8"), "hf_trainer")
+    native, fallback = _read_both(("\n".join(lines) + "\n").encode("utf-8"), "hf_trainer")
     assert len(native.frame) > 5 and native.unparsed and _same_series(native, fallback)
 
 
-def test_random_mutations_of_hf_logs(monkeypatch) -> None:
+def test_random_mutations_of_hf_logs() -> None:
     base = (FIXTURES / "hf_trainer" / "bars_eval_hidden_nan.log").read_bytes()
     for data in mutations(base, b"{}':, ./-_\r\n0123456789naelossgrd[]<%|", 150, seed=11):
-        native, fallback = _read_both(monkeypatch, data, "hf_trainer")
+        native, fallback = _read_both(data, "hf_trainer")
         assert _same_series(native, fallback), data[:300]
 
 
 # ---- CSV and JSON lines ---------------------------------------------------------------
 
 
-def _written(monkeypatch, kind: str, table, source: str | None = None, native: bool = True) -> bytes:
+def _written(kind: str, table, source: str | None = None, native: bool = True) -> bytes:
     """What the csv or jsonl writer writes for ``table`` (without its header line), with
     the C formatter or with the fallback (pyarrow's CSV writer, :mod:`json`)."""
     import io
@@ -202,38 +202,38 @@ def _table_of(values):
                      "e": pa.array(values, mask=rng.random(len(values)) < 0.1)})
 
 
-def test_csv_writes_doubles_as_pyarrow_does(monkeypatch) -> None:
+def test_csv_writes_doubles_as_pyarrow_does() -> None:
     for values in _random_doubles():
         table = _table_of(values)
-        assert _written(monkeypatch, "csv", table) == _written(monkeypatch, "csv", table, native=False)
+        assert _written("csv", table) == _written("csv", table, native=False)
 
 
-def test_json_lines_keep_every_digit_and_are_strict(monkeypatch) -> None:
+def test_json_lines_keep_every_digit_and_are_strict() -> None:
     import json
 
     for values in _random_doubles():
         table = _table_of(values)
-        native = [json.loads(line) for line in _written(monkeypatch, "jsonl", table, "a/b.log").splitlines()]
-        python = [json.loads(line) for line in _written(monkeypatch, "jsonl", table, "a/b.log", False).splitlines()]
+        native = [json.loads(line) for line in _written("jsonl", table, "a/b.log").splitlines()]
+        python = [json.loads(line) for line in _written("jsonl", table, "a/b.log", False).splitlines()]
         assert native == python and len(native) == len(values)
         assert [r["v"] for r in native] == [v if math.isfinite(v) else "nan" if math.isnan(v) else "inf" if v > 0
                                             else "-inf" for v in values.tolist()]
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*/*.log")), ids=lambda p: p.parent.name + "/" + p.name)
-def test_every_golden_is_written_as_the_fallbacks_write_it(monkeypatch, path) -> None:
+def test_every_golden_is_written_as_the_fallbacks_write_it(path) -> None:
     import json
 
     from logsleuth.api import start_parse
 
     for table in start_parse(str(path)).frames():
         for source in (None, f'dir,with "quotes"/{path.name}'):
-            assert _written(monkeypatch, "csv", table, source) == _written(monkeypatch, "csv", table, source, False)
-            native, python = (_written(monkeypatch, "jsonl", table, source, n).splitlines() for n in (True, False))
+            assert _written("csv", table, source) == _written("csv", table, source, False)
+            native, python = (_written("jsonl", table, source, n).splitlines() for n in (True, False))
             assert [json.loads(line) for line in native] == [json.loads(line) for line in python]  # 2 == 2.0
 
 
-def test_forward_fill_matches_numpy(monkeypatch) -> None:
+def test_forward_fill_matches_numpy() -> None:
     from logsleuth import series
 
     rng = np.random.default_rng(5)

@@ -114,7 +114,7 @@ def test_fixtures_and_real_logs(path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["keras", "pytorch", "generic", "mmcv", "lightning", "detectron2"])
-def test_without_the_extension_the_series_is_the_same(fmt, monkeypatch) -> None:
+def test_without_the_extension_the_series_is_the_same(fmt) -> None:
     import logsleuth
 
     logs = sorted((FIXTURES / fmt).glob("*.log"))

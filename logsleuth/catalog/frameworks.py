@@ -81,15 +81,16 @@ def framework_for(format_name: str) -> str:
     map like ``maskrcnn_benchmark`` and ``megatron_deepspeed``.
     """
     key = format_name.strip().lower().replace("-", "_")
-    key = _declared().get(key) or FORMAT_FRAMEWORK.get(key, key)
+    key = _declared_framework(key) or FORMAT_FRAMEWORK.get(key, key)
     return key if key in FRAMEWORKS else "generic"
 
 
-def _declared() -> dict[str, str]:
-    """Each registered format's declared framework (its own name where it declares none)."""
-    from ..registry import all_formats
+def _declared_framework(name: str) -> str | None:
+    """The framework a registered format declares (its own name where it declares none)."""
+    from ..registry import find_format
 
-    return {f.name.lower().replace("-", "_"): f.framework or f.name for f in all_formats()}
+    fmt = find_format(name)
+    return (fmt.framework or fmt.name) if fmt is not None else None
 
 
 def fix_chain(format_name: str) -> tuple[str, ...]:
