@@ -68,7 +68,7 @@ class Parse:
         notes = []
         if a.inferred:
             notes.append(self.fmt.step_note or "the log prints no step: steps are counted logging records")
-        elif self.fmt.bar_steps and len(frame):
+        elif self.fmt.bar_steps and a.bars_seen and len(frame):  # printed steps only: nothing stacked
             frame, spread = spread_stacked_steps(frame)
             notes += [NOTE] if spread else []
         return RunSeries(

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 MAX_TEXTS = 20_000
 PHASES = ("train", "eval")  # the names of the row phase codes TRAIN, EVAL
-_DEDUP_LINES = 4
+_DEDUP_LINES = 6  # a copy follows within a few lines (a pretty-printed dict: one per key)
 _NAN = math.nan
 #: events that end an attempt: a restart message after one starts a new segment
 _ENDINGS = NONFINITE_EVENTS | {"traceback", "error", "oom"}
@@ -253,6 +253,7 @@ class Assembler:
         self.last_train_step = _NAN
         self.segment = 0
         self.bar_total = 0
+        self.bars_seen = False  # a progress bar set steps (records after it may be stacked under one)
         self.ordinal = 0
         self.inferred = False
         self.trained = False
@@ -326,6 +327,7 @@ class Assembler:
             within = self._counts_within_epoch(prep.it[has_it], ep[has_it])
             step[has_it] = np.where(within, ep[has_it] * np.nan_to_num(prep.total[has_it]), 0) + prep.it[has_it]
         if (prep.phase == BAR).any():
+            self.bars_seen = True
             step[~self._main_bars(prep)] = _NAN
         filled = _ffill(step, self.step)
         if len(filled):

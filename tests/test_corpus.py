@@ -185,6 +185,46 @@ def test_printer_round_trip(name, tmp_path):
     assert failed <= done.first_nonfinite_step <= failed + interval  # the first record printed after it
 
 
+#: printer styles taken from real logs of the framework (``corpus.fidelity``), and the
+#: format logsleuth reads each as (fairseq's JSON records: the generic reader)
+STYLES = [("fairseq", {"style": "json"}, "generic"), ("fairseq", {"style": "new"}, "fairseq"),
+          ("deepspeed", {"pipe": True, "steps_per_print": 1}, "deepspeed"),
+          ("tensorflow", {"variant": "od_api"}, "tensorflow")]
+
+
+@pytest.mark.parametrize("name,opts,reads_as", STYLES)
+def test_printer_styles_round_trip(name, opts, reads_as, tmp_path):
+    traj = _nan_run()
+    meas, done = _render(name, traj, 5, {**SAFE_OPTIONS[name], **opts})
+    path = tmp_path / f"{name}.log"
+    path.write_text(done.text)
+    series = logsleuth.read_log(str(path))
+    assert series.format == reads_as
+    assert done.signature == meas.signature == "N201"
+    assert series.first_nonfinite().step == done.first_nonfinite_step
+
+
+def test_fidelity_shapes_ignore_numbers_and_bar_length():
+    from corpus.fidelity import best_likeness, shape
+
+    assert shape("iter: 20 / 70000, total loss: nan") == shape("iter: 7 / 9, total loss: 1.5e-3")
+    assert shape("[=====>....] - loss: 0.5") == shape("[=>..........................] - loss: nan")
+    assert best_likeness(shape("loss = 1"), [shape("loss = 2")]) == 1.0
+    assert best_likeness(shape("loss = 1"), [shape("lr: 0.1, eta: 0:01:00, time: 0.5")]) < 0.5
+
+
+def test_trained_on_printers_look_like_their_frameworks_real_logs():
+    """The printers kept for frameworks that cannot run here print the record lines the
+    real logs of those frameworks show (``python -m corpus.fidelity`` prints the table)."""
+    from corpus.fidelity import measure
+
+    for name, floor in (("caffe", 0.9), ("megatron", 0.6), ("deepspeed", 0.6), ("detectron2", 0.6)):
+        fid = measure(name, per_printer=12)
+        assert fid.real_logs and fid.printed_logs == 12
+        assert fid.real_covered >= floor, (name, fid.worst(3))
+        assert fid.printed_formats[name] == 12
+
+
 def test_hf_nan_filter_hides_the_nan():
     traj = _nan_run()
     _, done = _render("hf_trainer", traj, 5, {"filter": True, "tqdm": True, "args": False, "extra_bars": 0})

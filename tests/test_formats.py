@@ -140,3 +140,33 @@ def test_a_fresh_bar_glued_before_a_line_is_not_a_restart_after_it() -> None:
             "12/02/2026 17:31:07 - INFO - __main__ - Step 20: loss nan, lr 0.003\n")
     loss = _loss(text)
     assert loss["step"].tolist() == [10, 20] and set(loss["segment"]) == {0}
+
+
+def test_object_detection_api_loss_dict_is_read_at_its_step_once() -> None:
+    """TF2 Object Detection API: the pretty-printed loss dict after ``Step N per-step time``
+    belongs to step N; the absl copy of each message is no second record."""
+    block = ("{{'Loss/classification_loss': {c},\n 'Loss/localization_loss': 0.3,\n"
+             " 'Loss/regularization_loss': 0.15,\n 'Loss/total_loss': {t},\n 'learning_rate': 0.079}}\n")
+    text = ""
+    for step, (c, t) in ((100, ("0.5", "0.95")), (200, ("nan", "nan"))):
+        text += (f"INFO:tensorflow:Step {step} per-step time 0.382s\n"
+                 f"I0409 23:03:12.869635 140410452137792 model_lib_v2.py:705] Step {step} per-step time 0.382s\n"
+                 f"INFO:tensorflow:{block.format(c=c, t=t)}"
+                 f"I0409 23:03:12.869635 140410452137792 model_lib_v2.py:708] {block.format(c=c, t=t)}")
+    series = logsleuth.read_log(io.BytesIO(text.encode()))
+    assert series.format == "tensorflow"
+    loss = series.frame[series.frame["metric"] == "loss"]
+    assert loss["step"].tolist() == [100, 200] and loss["value"].iloc[0] == 0.95
+    assert series.first_nonfinite().step == 200
+    assert {"classification_loss", "localization_loss", "lr"} <= set(series.frame["metric"])
+
+
+def test_deepspeed_pipeline_engine_loss_lines() -> None:
+    text = ("[2026-07-30 09:16:29,681] [INFO] [logging.py:123:log_dist] [Rank 0] step=17, skipped=0, lr=[1e-06], "
+            "mom=[0.0]\nsteps: 17 loss: 0.5994 iter time (s): 3.162 samples/sec: 0.316\n"
+            "[2026-07-30 09:16:32,952] [INFO] [logging.py:123:log_dist] [Rank 0] step=18, skipped=0, lr=[1e-06], "
+            "mom=[0.0]\nsteps: 18 loss: nan iter time (s): 3.235 samples/sec: 0.309\n")
+    series = logsleuth.read_log(io.BytesIO(text.encode()))
+    assert series.format == "deepspeed"
+    assert _loss(text)["step"].tolist() == [17, 18]
+    assert series.first_nonfinite().step == 18

@@ -7,6 +7,10 @@ scale: 65536, reducing to 32768`` -- printed inside ``engine.step()``, so it is 
 tqdm bar, whose count is still the previous step. At the minimum scale it either keeps
 skipping (``reducing to 1``) or raises ``Current loss scale already at minimum``. The loss
 is shown by the training loop in the bar description (trlx style ``[loss: 0.52 | ...]:``).
+
+``pipe``: a pipeline-parallel job (``PipelineEngine.train_batch``, no tqdm bar) prints the
+step's aggregated loss after the engine's own step line, every ``steps_per_print`` steps:
+``steps: 18 loss: nan iter time (s): 3.235 samples/sec: 0.309``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class DeepSpeed(Printer):
     def options(self, rng, traj) -> dict:  # noqa: ANN001
         return {"raise_at_min": bool(rng.random() < 0.5), "zero3": bool(rng.random() < 0.3),
                 "desc": str(rng.choice(["loss", "train/loss", "losses/total_loss"])),
-                "steps_per_print": int(rng.choice([10, 50, 100]))}
+                "steps_per_print": int(rng.choice([1, 10, 50, 100])), "pipe": bool(rng.random() < 0.3)}
 
     def render(self, traj, interval: int, opts: dict, rng: np.random.Generator) -> list[Line]:  # noqa: ANN001
         clock = Clock(rng)
@@ -35,6 +39,7 @@ class DeepSpeed(Printer):
         total = spec.max_steps
         lines: list[Line] = []
         zero3 = opts["zero3"]
+        pipe = opts.get("pipe", False)
         src = "stage3.py:2323:_overflow_clean_up" if zero3 else "loss_scaler.py:183:update_scale"
         tag = "[deepscale]" if zero3 else "[deepspeed]"
 
@@ -63,8 +68,9 @@ class DeepSpeed(Printer):
                 if c.overflow[i]:
                     cur = float(c.scale[i])
                     at_min = cur <= spec.fp16["min_scale"]
-                    bar = tqdm_bar(s - 1, total, clock.elapsed())
-                    lines.append(Line(f"{desc}{bar}", step=s - 1, exact=True, end="", rankable=False, **kw))
+                    if not pipe:
+                        bar = tqdm_bar(s - 1, total, clock.elapsed())
+                        lines.append(Line(f"{desc}{bar}", step=s - 1, exact=True, end="", rankable=False, **kw))
                     if at_min and opts["raise_at_min"]:
                         lines.append(Line(stamp(src) + "Current loss scale already at minimum - cannot decrease "
                                           "scale anymore. Exiting run.", bad="overflow", **kw))
@@ -72,7 +78,7 @@ class DeepSpeed(Printer):
                     lines.append(Line(stamp(src) + f"{tag} OVERFLOW! Rank 0 Skipping step. Attempted loss scale: "
                                       f"{num(cur)}, reducing to {num(max(cur / 2, spec.fp16['min_scale']))}",
                                       bad="overflow", **kw))
-                if s % interval == 0:
+                if s % interval == 0 and not pipe:
                     p = window_point(c, lo, i)
                     lo = i + 1
                     desc = f"[{opts['desc']}: {p.loss:.4g} | lr: {p.lr:.3g}]: "
@@ -85,10 +91,16 @@ class DeepSpeed(Printer):
                     skipped = int(c.overflow[: i + 1].sum())
                     lines.append(Line(stamp("logging.py:96:log_dist") + f"[Rank 0] step={s}, skipped={skipped}, "
                                       f"lr=[{float(c.lr[i]):g}], mom=[(0.9, 0.999)]", step=s, exact=True, **kw))
-                    lines.append(Line(stamp("timer.py:260:stop") + f"epoch=0/micro_step={s}/global_step={s}, "
-                                      f"RunningAvgSamplesPerSec={spec.batch_size / clock.sps:.4f}, "
-                                      f"CurrSamplesPerSec={spec.batch_size / clock.sps:.4f}, MemAllocated=0.52GB, "
-                                      "MaxMemAllocated=1.37GB", **kw))
+                    if not pipe:
+                        lines.append(Line(stamp("timer.py:260:stop") + f"epoch=0/micro_step={s}/global_step={s}, "
+                                          f"RunningAvgSamplesPerSec={spec.batch_size / clock.sps:.4f}, "
+                                          f"CurrSamplesPerSec={spec.batch_size / clock.sps:.4f}, "
+                                          "MemAllocated=0.52GB, MaxMemAllocated=1.37GB", **kw))
+                    else:
+                        loss = float(c.loss[i])
+                        lines.append(Line(f"steps: {s} loss: {loss:0.4f} iter time (s): {clock.sps:0.3f} "
+                                          f"samples/sec: {spec.batch_size / clock.sps:0.3f}", step=s, exact=True,
+                                          bad="" if math.isfinite(loss) else "loss", value=loss, **kw))
             if lines and lines[-1].end in ("\r", ""):
                 lines[-1].end = "\n"
         return lines

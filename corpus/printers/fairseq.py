@@ -9,10 +9,17 @@ scale to: 64.0``; old ``| WARNING: overflow detected, ...``); when the scale wou
 below ``min_loss_scale`` training stops with ``FloatingPointError: Minimum loss scale
 reached``. New fairseq in fp32 stops at the first non-finite gradient (NanDetector
 warnings, then ``FloatingPointError: gradients are Nan/Inf``); old fairseq printed nan.
+
+Each epoch ends with its summary and a ``valid on 'valid' subset`` line (an eval loss: the
+epoch's train loss plus a small gap, no label value). ``json`` is old fairseq's
+``--log-format json``: one JSON object per record, losses as quoted strings
+(``{"epoch": 25, "loss": "3.097", ..., "num_updates": 53749, "lr": 0.000190960...}``) and
+valid records with raw floats (``{"epoch": 25, "valid_loss": 3.1106..., ...}``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -57,14 +64,14 @@ class Fairseq(Printer):
         return True
 
     def options(self, rng: np.random.Generator, traj: Trajectory) -> dict:
-        style = str(rng.choice(["new", "new", "old"]))
-        if continues_after_nan(traj) and not traj.spec.fp16:
-            style = "old"
+        style = str(rng.choice(["new", "new", "old", "json"]))
+        if continues_after_nan(traj) and not traj.spec.fp16 and style == "new":
+            style = str(rng.choice(["old", "json"]))
         return {"style": style, "note": str(rng.choice(["overflow detected", "gradient overflow detected, "
                                                                                "ignoring gradient"]))}
 
     def render(self, traj: Trajectory, interval: int, opts: dict, rng: np.random.Generator) -> list[Line]:
-        out = _Out(Clock(rng), opts["style"] == "new")
+        out = _Out(Clock(rng), opts["style"])
         spec = traj.spec
         spe = traj.steps_per_epoch
         for att in traj.attempts:
@@ -103,15 +110,18 @@ class Fairseq(Printer):
                     lo = i + 1
                     if p.n == p.skipped:  # no update since the last line: fairseq logs nothing
                         continue
-                    out.log("train_inner", self._inner(p, e, it, spe, out.clock, spec), step=s, exact=True,
-                            bad=_bad(p), value=p.loss / LN2, **kw)
+                    text = (self._json_record(p, e, out.clock, spec, e + (it + 1) / spe) if out.style == "json"
+                            else self._inner(p, e, it, spe, out.clock, spec, out.style))
+                    out.log("train_inner", text, step=s, exact=True, bad=_bad(p), value=p.loss / LN2, **kw)
                 if it == spe - 1:
                     p = window_point(c, ep_lo, i, "mean", skip_overflow=True)
                     ep_lo = i + 1
                     if p.n == p.skipped:
                         continue
-                    out.log("train", self._summary(p, e, out.clock, spec), step=s, exact=True, bad=_bad(p),
-                            value=p.loss / LN2, **kw)
+                    text = (self._json_record(p, e, out.clock, spec) if out.style == "json"
+                            else self._summary(p, e, out.clock, spec, out.style))
+                    out.log("train", text, step=s, exact=True, bad=_bad(p), value=p.loss / LN2, **kw)
+                    out.log("valid", self._valid(p, e, out.style, spec), attempt=att.index)
                     out.log("fairseq.checkpoint_utils", f"saved checkpoint checkpoints/checkpoint{e + 1}.pt "
                             f"(epoch {e + 1} @ {s} updates, score None) (writing took 0.41 seconds)",
                             attempt=att.index)
@@ -134,39 +144,67 @@ class Fairseq(Printer):
                     f"{att.resumed_from} updates)", **kw)
         out.log("fairseq.trainer", f"begin training epoch {epoch}", **kw)
 
-    def _inner(self, p, e: int, it: int, spe: int, clock: Clock, spec) -> str:  # noqa: ANN001
+    def _fields(self, p, clock: Clock, spec, style: str) -> list[tuple[str, str]]:  # noqa: ANN001
+        """The stats of a train record, in fairseq's order (old fairseq adds clip, oom)."""
         bits = p.loss / LN2
-        parts = [f"loss={r3(bits)}", f"nll_loss={r3(bits)}", f"ppl={_ppl(bits)}",
-                 f"wps={spec.batch_size * 30 / clock.sps:.1f}", f"ups={1 / clock.sps:.2f}",
-                 f"wpb={spec.batch_size * 30}", f"bsz={spec.batch_size}", f"num_updates={p.step}",
-                 f"lr={p.lr:g}", f"gnorm={r3(p.grad_mean)}"]
+        clipped = float(bool(spec.clip) and p.grad_mean > spec.clip)  # share of the interval's updates clipped
+        fields = [("loss", r3(bits)), ("nll_loss", r3(bits)), ("ppl", _ppl(bits)),
+                  ("wps", f"{spec.batch_size * 30 / clock.sps:.1f}"), ("ups", f"{1 / clock.sps:.2f}"),
+                  ("wpb", f"{spec.batch_size * 30}"), ("bsz", f"{spec.batch_size}"), ("num_updates", f"{p.step}"),
+                  ("lr", f"{p.lr:g}"), ("gnorm", r3(p.grad_mean))]
+        if style == "old":
+            fields += [("clip", f"{clipped:.3f}"), ("oom", "0.000")]
         if p.scale is not None:
-            parts.append(f"loss_scale={round(p.scale, 4):g}")
-        parts += [f"train_wall={int(clock.elapsed() * 0.9)}", f"wall={int(clock.elapsed())}"]
-        return f"epoch {e + 1:03d}: {it + 1:>6} / {spe} " + ", ".join(parts)
+            fields.append(("loss_scale", f"{round(p.scale, 4):g}"))
+        walls = [("train_wall", f"{int(clock.elapsed() * 0.9)}"), ("wall", f"{int(clock.elapsed())}")]
+        return fields + (walls[::-1] if style == "old" else walls)
 
-    def _summary(self, p, e: int, clock: Clock, spec) -> str:  # noqa: ANN001
-        bits = p.loss / LN2
-        parts = [f"epoch {e + 1:03d}", f"loss {r3(bits)}", f"nll_loss {r3(bits)}", f"ppl {_ppl(bits)}",
-                 f"wps {spec.batch_size * 30 / clock.sps:.1f}", f"num_updates {p.step}", f"lr {p.lr:g}",
-                 f"gnorm {r3(p.grad_mean)}"]
-        if p.scale is not None:
-            parts.append(f"loss_scale {round(p.scale, 4):g}")
-        parts.append(f"wall {int(clock.elapsed())}")
+    def _inner(self, p, e: int, it: int, spe: int, clock: Clock, spec, style: str) -> str:  # noqa: ANN001
+        return f"epoch {e + 1:03d}: {it + 1:>6} / {spe} " + ", ".join(
+            f"{k}={v}" for k, v in self._fields(p, clock, spec, style))
+
+    def _summary(self, p, e: int, clock: Clock, spec, style: str) -> str:  # noqa: ANN001
+        return " | ".join([f"epoch {e + 1:03d}"] + [f"{k} {v}" for k, v in self._fields(p, clock, spec, style)])
+
+    def _valid(self, p, e: int, style: str, spec) -> str:  # noqa: ANN001
+        """The epoch's valid line: an eval loss a little above the epoch's train loss."""
+        bits = p.loss / LN2 * 1.04 + 0.05
+        if style == "json":
+            return json.dumps({"epoch": e + 1, "valid_loss": bits, "valid_nll_loss": bits * 0.98,
+                               "valid_ppl": _ppl(bits)})
+        extra = [f"wps {spec.batch_size * 90:.1f}", f"wpb {spec.batch_size * 30}", f"bsz {spec.batch_size}"]
+        parts = ([f"epoch {e + 1:03d}", "valid on 'valid' subset", f"loss {r3(bits)}", f"nll_loss {r3(bits)}",
+                  f"ppl {_ppl(bits)}"] + (extra if style == "new" else []) + [f"num_updates {p.step}",
+                                                                             f"best_loss {r3(bits)}"])
         return " | ".join(parts)
+
+    def _json_record(self, p, e: int, clock: Clock, spec, update: float | None = None) -> str:  # noqa: ANN001
+        """Old fairseq's JSON progress record (``update``: the fractional epoch of an inner
+        record): meters as quoted strings, lr and counts raw."""
+        bits = p.loss / LN2
+        clipped = float(bool(spec.clip) and p.grad_mean > spec.clip)
+        record: dict = {"epoch": e + 1} | ({} if update is None else {"update": round(update, 3)})
+        record.update({"loss": f"{bits:.3f}", "nll_loss": f"{bits:.3f}", "ppl": _ppl(bits),
+                       "wps": round(spec.batch_size * 30 / clock.sps), "ups": f"{1 / clock.sps:.1f}",
+                       "wpb": spec.batch_size * 30, "bsz": spec.batch_size, "num_updates": p.step,
+                       "lr": p.lr, "gnorm": f"{p.grad_mean:.3f}", "clip": f"{clipped:.0%}", "oom": 0.0})
+        if p.scale is not None:
+            record["loss_scale"] = f"{p.scale:.3f}"
+        record["wall"] = int(clock.elapsed())
+        return json.dumps(record)
 
 
 class _Out:
     """Lines being written, with fairseq's logger prefix (new style) or ``| `` (old style)."""
 
-    def __init__(self, clock: Clock, new: bool) -> None:
-        self.clock, self.new, self.lines = clock, new, []
+    def __init__(self, clock: Clock, style: str) -> None:
+        self.clock, self.style, self.new, self.lines = clock, style, style == "new", []
 
     def log(self, where: str, text: str, level: str = "INFO", **kw: object) -> None:
         if self.new:
             prefix = f"{self.clock.now:%Y-%m-%d %H:%M:%S} | {level} | {where} | "
         else:
-            prefix = "| " if where in ("train_inner", "train", "fairseq_cli.train", "fairseq.trainer") else "| "
+            prefix = "" if self.style == "json" and text.startswith("{") else "| "
         self.lines.append(Line(prefix + text, **kw))  # type: ignore[arg-type]
 
     def trace(self, message: str, kw: dict, value: float | None = None) -> None:

@@ -8,6 +8,11 @@
 * ``slim``: ``INFO:tensorflow:global step N: loss = L (t sec/step)``; keeps going on nan.
 * ``cifar10``: ``<datetime>: step N, loss = L (x examples/sec; y sec/batch)`` with a 0-based
   step; ``assert not np.isnan(loss_value)`` stops it (``AssertionError: Model diverged``).
+* ``od_api``: the TF2 Object Detection API's ``model_lib_v2`` loop: every ``interval``
+  steps ``Step N per-step time 0.382s`` and the step's losses as a pretty-printed dict,
+  one key per line (``{'Loss/classification_loss': 0.52,`` ... ``'learning_rate': 0.079}``),
+  each message twice (``INFO:tensorflow:`` and absl's ``I0409 ... model_lib_v2.py:708]``);
+  keeps going on nan.
 """
 
 from __future__ import annotations
@@ -51,9 +56,9 @@ class TensorFlow(Printer):
     intervals = (1, 5, 10, 20, 50, 100)
 
     def options(self, rng: np.random.Generator, traj: Trajectory) -> dict:
-        variant = str(rng.choice(["estimator", "estimator", "slim", "cifar10"]))
-        if continues_after_nan(traj):
-            variant = "slim"
+        variant = str(rng.choice(["estimator", "estimator", "slim", "cifar10", "od_api"]))
+        if continues_after_nan(traj) and variant not in ("slim", "od_api"):
+            variant = str(rng.choice(["slim", "od_api"]))
         return {"variant": variant, "dup": bool(rng.random() < 0.35), "tid": int(rng.integers(1000, 140000))}
 
     def printed_step(self, tstep: int, traj: Trajectory, opts: dict) -> int:
@@ -66,7 +71,7 @@ class TensorFlow(Printer):
 
         def info(text: str, src: str = "basic_session_run_hooks.py:262", level: str = "INFO", **kw: object) -> None:
             lines.append(Line(f"{level}:tensorflow:{text}", **kw))  # type: ignore[arg-type]
-            if opts["dup"] and variant != "cifar10":
+            if (opts["dup"] or variant == "od_api") and variant != "cifar10":
                 now = clock.now
                 lines.append(Line(f"{level[0]}{now:%m%d %H:%M:%S}.{now.microsecond:06d} {opts['tid']} {src}] {text}",
                                   **kw))  # type: ignore[arg-type]
@@ -83,7 +88,7 @@ class TensorFlow(Printer):
                 clock.advance()
                 loss = float(c.loss[i])
                 kw = dict(tstep=s, attempt=att.index)
-                if variant != "slim" and math.isnan(loss):  # NanTensorHook / the assert (nan only) run first
+                if variant not in ("slim", "od_api") and math.isnan(loss):  # NanTensorHook / the assert (nan only) run first
                     if variant == "estimator":
                         info("Model diverged with loss = NaN.", "basic_session_run_hooks.py:760", "ERROR",
                              bad="event", value=loss, **kw)
@@ -105,13 +110,22 @@ class TensorFlow(Printer):
                 elif variant == "slim" and s % interval == 0:
                     info(f"global step {s}: loss = {loss:.4f} ({clock.sps:.3f} sec/step)", "learning.py:507",
                          step=s, exact=True, bad="" if math.isfinite(loss) else "loss", value=loss, **kw)
+                elif variant == "od_api" and s % interval == 0:
+                    info(f"Step {s} per-step time {clock.sps:.3f}s", "model_lib_v2.py:705", step=s, exact=True,
+                         attempt=att.index)
+                    head, *rest = _od_losses(loss, {k: float(v[i]) for k, v in c.terms.items()}, float(c.lr[i]))
+                    absl = f"I{clock.now:%m%d %H:%M:%S}.{clock.now.microsecond:06d} {opts['tid']} model_lib_v2.py:708] "
+                    for prefix in ("INFO:tensorflow:", absl):  # each copy with the dict's other lines after it
+                        lines.append(Line(prefix + head, step=s, bad="" if math.isfinite(loss) else "loss",
+                                          value=loss, **kw))
+                        lines.extend(Line(t, step=s, attempt=att.index) for t in rest)
                 elif variant == "cifar10" and (s - 1) % interval == 0:
                     b = traj.spec.batch_size
                     lines.append(Line(f"{clock.now:%Y-%m-%d %H:%M:%S.%f}: step {s - 1}, loss = {loss:.2f} "
                                       f"({b / clock.sps:.1f} examples/sec; {clock.sps:.3f} sec/batch)",
                                       step=s - 1, exact=True, bad="" if math.isfinite(loss) else "loss",
                                       value=loss, **kw))
-                if variant != "cifar10" and s % traj.spec.ckpt_every == 0:
+                if variant in ("estimator", "slim") and s % traj.spec.ckpt_every == 0:
                     info(f"Saving checkpoints for {s} into /tmp/model/model.ckpt.", "basic_session_run_hooks.py:606",
                          step=s, exact=True, attempt=att.index)
             else:
@@ -121,6 +135,12 @@ class TensorFlow(Printer):
         return lines
 
     def _header(self, info, lines, traj, att, variant) -> None:  # noqa: ANN001
+        if variant == "od_api":
+            info("Reading unweighted datasets: ['train.record']", "dataset_builder.py:163", attempt=att.index)
+            if att.resumed_from:
+                info(f"Restoring from ckpt-{att.resumed_from // traj.spec.ckpt_every}", "model_lib_v2.py:563",
+                     attempt=att.index)
+            return
         if variant == "cifar10":
             lines.append(Line(f"Filling queue with {traj.spec.n_train // 5} CIFAR images before starting to train. "
                               "This will take a few minutes.", attempt=att.index))
@@ -136,3 +156,13 @@ class TensorFlow(Printer):
                  attempt=att.index)
         info("Running local_init_op.", "session_manager.py:500")
         info("Done running local_init_op.", "session_manager.py:502")
+
+
+def _od_losses(total: float, terms: dict[str, float], lr: float) -> list[str]:
+    """The lines of the Object Detection API's pretty-printed loss dict: the run's loss
+    terms (or the total split as a detector's would be), the total, the learning rate."""
+    names = {"Loss/classification_loss": 0.55, "Loss/localization_loss": 0.35, "Loss/regularization_loss": 0.10}
+    parts = dict(zip(names, terms.values())) if len(terms) >= 2 else {k: total * w for k, w in names.items()}
+    parts["Loss/total_loss"] = total
+    items = [f"'{k}': {f32(v)}" for k, v in parts.items()] + [f"'learning_rate': {f32(lr)}"]
+    return ["{" + items[0] + ","] + [f" {t}," for t in items[1:-1]] + [f" {items[-1]}}}"]
