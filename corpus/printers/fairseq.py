@@ -45,6 +45,11 @@ def _bad(p) -> str:  # noqa: ANN001
     return "loss" if not math.isfinite(p.loss) else ("grad" if not math.isfinite(p.grad_mean) else "")
 
 
+def _clipped(p, spec) -> float:  # noqa: ANN001
+    """The share of the interval's updates clipped, as fairseq's ``clip`` prints it (0 or 1 here)."""
+    return float(bool(spec.clip) and p.grad_mean > spec.clip)
+
+
 def _min_scale_row(c: Cols, min_scale: float) -> int | None:
     for i in range(c.n):
         if c.overflow[i] and c.scale is not None and c.scale[i] / 2 <= min_scale:
@@ -147,7 +152,7 @@ class Fairseq(Printer):
     def _fields(self, p, clock: Clock, spec, style: str) -> list[tuple[str, str]]:  # noqa: ANN001
         """The stats of a train record, in fairseq's order (old fairseq adds clip, oom)."""
         bits = p.loss / LN2
-        clipped = float(bool(spec.clip) and p.grad_mean > spec.clip)  # share of the interval's updates clipped
+        clipped = _clipped(p, spec)
         fields = [("loss", r3(bits)), ("nll_loss", r3(bits)), ("ppl", _ppl(bits)),
                   ("wps", f"{spec.batch_size * 30 / clock.sps:.1f}"), ("ups", f"{1 / clock.sps:.2f}"),
                   ("wpb", f"{spec.batch_size * 30}"), ("bsz", f"{spec.batch_size}"), ("num_updates", f"{p.step}"),
@@ -182,7 +187,7 @@ class Fairseq(Printer):
         """Old fairseq's JSON progress record (``update``: the fractional epoch of an inner
         record): meters as quoted strings, lr and counts raw."""
         bits = p.loss / LN2
-        clipped = float(bool(spec.clip) and p.grad_mean > spec.clip)
+        clipped = _clipped(p, spec)
         record: dict = {"epoch": e + 1} | ({} if update is None else {"update": round(update, 3)})
         record.update({"loss": f"{bits:.3f}", "nll_loss": f"{bits:.3f}", "ppl": _ppl(bits),
                        "wps": round(spec.batch_size * 30 / clock.sps), "ups": f"{1 / clock.sps:.1f}",
