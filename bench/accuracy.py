@@ -109,7 +109,7 @@ def _code_version() -> str:
 
 def load_features(rows: list[dict[str, str]]) -> list[dict]:
     """(features, format) of every row's log, from the cache when the code is unchanged."""
-    from logsleuth import read_log
+    from logsleuth.api import read_run
     from logsleuth.features import compute_features
 
     version = _code_version()
@@ -119,7 +119,7 @@ def load_features(rows: list[dict[str, str]]) -> list[dict]:
     logs = cache["logs"]
     for i, row in enumerate(rows):
         if row["path"] not in logs:
-            series = read_log(row["path"])
+            series = read_run(row["path"])  # as diagnose reads it
             logs[row["path"]] = {"features": compute_features(series), "format": series.format}
             if (i + 1) % 250 == 0:
                 print(f"  features: {i + 1}/{len(rows)} logs", file=sys.stderr)

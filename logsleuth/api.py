@@ -14,6 +14,7 @@ from .bounds import cap_warnings
 from .detect import detect
 from .engine import Format
 from .engine.schema import from_arrow
+from .errors import InputError
 from .io import LogInput, open_log
 from .parallel import prepared_chunks
 from .series import Assembler
@@ -190,19 +191,14 @@ def diagnose(sources: object | Sequence[object], format: str | None = None,
             runs.append(item)
             inputs.append(InputInfo(item.source, item.format, item.size, None, item.compression))
             continue
-        artifact = format is None and _is_artifact(item)
         hasher = _Sha256(str(item)) if _is_file(item) else None
         if hasher:
             hasher.start()
         size = os.path.getsize(str(item)) if _is_file(item) else None
-        if artifact:
-            from .artifacts import read_artifact
-
-            run = read_artifact(item)  # type: ignore[arg-type]
-        else:
-            run = _read_sampled(item, format, progress(str(item), size) if progress else None)
+        run = read_run(item, format, progress(str(item), size) if progress else None)
         runs.append(run)
-        inputs.append(InputInfo(run.source, run.format, run.size, hasher.wait() if hasher else None,
+        sha256 = hasher.wait() if hasher else None
+        inputs.append(InputInfo(run.source, run.format, run.size, sha256 if run.source == str(item) else None,
                                 run.compression))
     runs, inputs, duplicates = _distinct(runs, inputs)
     features = compute_features(runs)
@@ -218,6 +214,41 @@ def diagnose(sources: object | Sequence[object], format: str | None = None,
         bad_sample=bad_sample(runs, features) if verdict.code == "N202" else None,
         next_steps=_next_steps(verdict, framework),
     )
+
+
+def read_run(item: object, format: str | None = None, progress: Progress | None = None) -> RunSeries:
+    """One input read as :func:`diagnose` reads it: a run artefact by its reader; a text
+    log with a bounded sample of its rows (:func:`_read_sampled`), or, when it kept too
+    little of the run to judge, the run's own metrics file beside it
+    (:mod:`logsleuth.companion`). Training and the accuracy benchmark read logs this way."""
+    if format is None and _is_artifact(item):
+        from .artifacts import read_artifact
+
+        return read_artifact(item)  # type: ignore[arg-type]
+    return _or_its_companion(item, _read_sampled(item, format, progress))
+
+
+def _or_its_companion(item: object, run: RunSeries) -> RunSeries:
+    """The run's own metrics file (:mod:`logsleuth.companion`) when the text log kept too
+    little of the run to judge, with a note naming it; else the log's series."""
+    from . import companion
+
+    if not _is_file(item) or not companion.needs_companion(run):
+        return run
+    path = companion.companion_of(str(item))
+    if path is None:
+        return run
+    from .artifacts import read_artifact
+
+    try:
+        other = read_artifact(path)
+    except InputError:
+        return run
+    if companion.records(other) <= companion.records(run):
+        return run
+    note = (f"read in place of {os.path.basename(str(item))}, which holds only {companion.records(run)} training "
+            f"record(s) (a progress bar's final state?): this is the same run's metrics file, beside it")
+    return replace(other, notes=(note, *other.notes))
 
 
 def _distinct(runs: list[RunSeries], inputs: list) -> tuple[list[RunSeries], list, tuple[str, ...]]:

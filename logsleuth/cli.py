@@ -105,9 +105,10 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
     if output and os.path.exists(output) and not force:
         raise InputError(f"{output}: exists; pass --force to overwrite it")
     kind = kind or output_kind(output)
+    first = start_parse(logs[0], format_name)  # the input opens before any output exists
     with open_writer(output, kind, with_source=len(logs) > 1) as writer:
-        for path in logs:
-            job = start_parse(path, format_name)
+        for i, path in enumerate(logs):
+            job = first if i == 0 else start_parse(path, format_name)
             progress = _Progress(job.log.size, path)
             for frame in job.frames(progress, jobs):
                 writer.write(frame, source=path)

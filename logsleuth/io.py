@@ -21,6 +21,7 @@ import io
 import lzma
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ def _raw_stream(source: object) -> tuple[str, BinaryIO, int | None]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if path == "-":
+            _refuse_device("<stdin>", sys.stdin.buffer)
             return "<stdin>", sys.stdin.buffer, None
         if os.path.isdir(path):
             raise InputError(f"{path}: is a directory, not a log file")
@@ -165,6 +167,7 @@ def _raw_stream(source: object) -> tuple[str, BinaryIO, int | None]:
             raise InputError(f"{path}: no such file") from None
         except OSError as exc:
             raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+        _refuse_device(path, stream)
         return path, stream, os.fstat(stream.fileno()).st_size
     if isinstance(source, io.TextIOBase):
         text = source.read()
@@ -172,6 +175,34 @@ def _raw_stream(source: object) -> tuple[str, BinaryIO, int | None]:
     if hasattr(source, "read"):
         return str(getattr(source, "name", "<stream>")), source, None  # type: ignore[return-value]
     raise InputError(f"cannot read a log from {type(source).__name__}")
+
+
+def _refuse_device(name: str, stream: BinaryIO) -> None:
+    """A character device that is not a terminal (``/dev/zero``, ``/dev/urandom``) never ends
+    and holds no log: refuse it before reading (``/dev/null`` reads as empty input)."""
+    try:
+        fd = stream.fileno()
+        info = os.fstat(fd)
+        null = os.stat(os.devnull).st_rdev
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return
+    if stat.S_ISCHR(info.st_mode) and not os.isatty(fd) and info.st_rdev != null:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        raise InputError(f"{name}: is a character device, not a log file or a pipe")
+
+
+#: control bytes no text log holds (NUL, tab, newlines, form feed, backspace and ESC excluded)
+_CONTROL = bytes(b for b in range(32) if b not in b"\x00\x08\t\n\x0b\x0c\r\x1b")
+
+
+def _looks_binary(head: bytes) -> bool:
+    """True when more than 5% of the head's non-NUL bytes are control bytes (an image, an
+    archive, a model file): random bytes hold about 10%, a text log none."""
+    sample = head[:HEAD].replace(b"\x00", b"")
+    if len(sample) < 256:
+        return False
+    return len(sample) - len(sample.translate(None, _CONTROL)) > len(sample) * 0.05
 
 
 def _encoding_of(head: bytes) -> tuple[str, int]:
@@ -206,6 +237,8 @@ def open_log(source: object) -> LogInput:
         log._decoder = codecs.getincrementaldecoder(encoding)("replace")
         first = log._decoder.decode(first).encode("utf-8")
     first = first[bom:]
+    if _looks_binary(first):
+        raise InputError(f"{name}: binary data, not a text log (an image, archive or model file?)")
     if not first.strip(b"\x00 \t\r\n"):
         rest = log._read()
         if not rest:

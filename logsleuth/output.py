@@ -165,48 +165,52 @@ class _ParquetWriter:
 
 @contextlib.contextmanager
 def open_writer(path: str | None, kind: str, with_source: bool = False) -> Iterator[Any]:
-    """A writer with ``write(frame, source)``; ``path`` None or ``-`` means stdout."""
-    to_stdout = not path or path == "-"
-    if kind == "parquet":
-        if to_stdout:
+    """A writer with ``write(frame, source)``; ``path`` None or ``-`` means stdout. A file
+    is written whole or not at all (see :func:`staged`): an error or an interrupt halfway
+    leaves no partial output and the old file, if any, untouched."""
+    if not path or path == "-":
+        if kind == "parquet":
             raise InputError("parquet output needs a file: pass -o FILE.parquet")
-        writer: object = _ParquetWriter(path, with_source)  # type: ignore[arg-type]
+        writer = _stream_writer(sys.stdout.buffer, kind, with_source)
         try:
             yield writer
         finally:
-            writer.close()  # type: ignore[attr-defined]
+            writer.close()
         return
-    stream = sys.stdout.buffer if to_stdout else open(path, "wb")  # type: ignore[arg-type]
-    binary: BinaryIO = stream  # type: ignore[assignment]
-    writer = _CsvWriter(binary, with_source) if kind == "csv" else _JsonlWriter(binary, with_source)
-    try:
-        yield writer
-    finally:
-        writer.close()  # type: ignore[attr-defined]
-        if not to_stdout:
-            stream.close()
+    with staged(path) as tmp:
+        if kind == "parquet":
+            writer = _ParquetWriter(tmp, with_source)
+            yield writer
+            writer.close()
+            return
+        with open(tmp, "wb") as stream:
+            writer = _stream_writer(stream, kind, with_source)
+            yield writer
+            writer.close()
 
 
-def write_text_file(path: str, text: str | bytes, force: bool = False) -> None:
-    """Write a report file (text, or the bytes of a picture) whole or not at all: a
-    temporary file beside it, then a rename (a reader never sees half a page; a crash
-    leaves the old file; a symlink at ``path`` is replaced, never written through). An
-    existing file or link is replaced only with ``force``; any failure is an
-    :class:`InputError` naming the path."""
+def _stream_writer(stream: BinaryIO, kind: str, with_source: bool) -> Any:
+    return _CsvWriter(stream, with_source) if kind == "csv" else _JsonlWriter(stream, with_source)
+
+
+@contextlib.contextmanager
+def staged(path: str) -> Iterator[str]:
+    """A temporary path beside ``path``, renamed onto it when the block ends without an
+    error and removed when it does not (a reader never sees half a file; a crash leaves
+    the old one; a symlink at ``path`` is replaced, never written through). An OSError
+    becomes an :class:`InputError` naming ``path``."""
     import os
     import tempfile
 
-    if os.path.lexists(path) and not force:
-        raise InputError(f"{path}: exists; pass --force to overwrite it")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                    dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8") if isinstance(text, str) else text)
+        os.close(fd)
+        yield tmp
         mask = os.umask(0)
         os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 is for secrets; a report is as readable as any file
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 is for secrets; output is as readable as any file
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
@@ -214,3 +218,15 @@ def write_text_file(path: str, text: str | bytes, force: bool = False) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_text_file(path: str, text: str | bytes, force: bool = False) -> None:
+    """Write a report file (text, or the bytes of a picture) whole or not at all
+    (:func:`staged`). An existing file or link is replaced only with ``force``; any
+    failure is an :class:`InputError` naming the path."""
+    import os
+
+    if os.path.lexists(path) and not force:
+        raise InputError(f"{path}: exists; pass --force to overwrite it")
+    with staged(path) as tmp, open(tmp, "wb") as f:
+        f.write(text.encode("utf-8") if isinstance(text, str) else text)

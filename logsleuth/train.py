@@ -51,10 +51,10 @@ def require_sklearn() -> None:
 
 def features_of(path: str) -> dict[str, float]:
     """The features of one corpus log, parsed as a user's log would be."""
-    from . import read_log
+    from .api import read_run
     from .features import compute_features
 
-    return compute_features(read_log(path))
+    return compute_features(read_run(path))
 
 
 def feature_rows(rows: Sequence[dict[str, str]], progress: bool = False) -> list[dict[str, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from logsleuth.cli import main
@@ -55,6 +56,25 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path) -> None:
     result = run("parse", LOG, "-o", str(out))
     assert result.exit_code == 2 and out.read_text() == "precious"
     assert run("parse", LOG, "-o", str(out), "--force").exit_code == 0
+
+
+@pytest.mark.parametrize("args", [("/no/such.log",), (LOG, "--log-format", "nope"), (LOG, "/no/such.log")])
+def test_a_failed_parse_leaves_no_output_and_prints_no_header(tmp_path, args) -> None:
+    out = tmp_path / "out.csv"
+    result = run("parse", *args, "-o", str(out))
+    assert result.exit_code == 2 and not out.exists() and list(tmp_path.iterdir()) == []
+    if args != (LOG, "/no/such.log"):  # there, the first log is parsed before the second fails
+        assert "step,metric" not in run("parse", *args).stdout
+
+
+def test_parse_output_replaces_a_symlink_instead_of_writing_through_it(tmp_path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "out.csv"
+    link.symlink_to(victim)
+    assert run("parse", LOG, "-o", str(link), "--force").exit_code == 0
+    assert victim.read_text() == "precious" and not link.is_symlink()
+    assert link.read_text().startswith("step,metric")
 
 
 def test_input_errors_are_one_line_and_exit_2(tmp_path) -> None:

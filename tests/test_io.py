@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import math
+import os
 
 import pytest
 import zstandard
@@ -97,6 +98,32 @@ def _file(path, data: bytes):
 def test_bad_inputs_raise_input_error(tmp_path, make, message: str) -> None:
     with pytest.raises(InputError, match=message):
         logsleuth.read_log(make(tmp_path))
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_an_endless_character_device_is_refused_at_once(device: str) -> None:
+    with pytest.raises(InputError, match="is a character device"):
+        logsleuth.read_log(device)
+
+
+def test_dev_null_is_empty_input() -> None:
+    with pytest.raises(InputError, match="empty input"):
+        logsleuth.read_log(os.devnull)
+
+
+@pytest.mark.parametrize("data", [
+    b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64,  # an image's header, then binary
+    bytes((i * 7919) % 251 for i in range(65536)),  # noise: about a tenth control bytes
+])
+def test_binary_data_is_an_input_error(tmp_path, data: bytes) -> None:
+    with pytest.raises(InputError, match="binary data, not a text log"):
+        logsleuth.read_log(_file(tmp_path / "picture.log", data))
+
+
+def test_a_log_with_a_few_control_bytes_is_still_read(tmp_path) -> None:
+    text = CAFFE.replace("\n", "\x07\n", 1)
+    series = logsleuth.read_log(_file(tmp_path / "bell.log", text.encode()))
+    assert [s for s, _ in _loss(series)] == [180, 200, 220]
 
 
 def test_unknown_format_is_a_format_error(write) -> None:

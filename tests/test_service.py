@@ -209,10 +209,9 @@ def test_garbage_binary_is_what_the_cli_says_of_it(client: TestClient, tmp_path:
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     garbage = bytes(range(256)) * 64 + os.urandom(4096)
     (tmp_path / "blob.bin").write_bytes(garbage)
-    r = client.post("/v1/diagnose", params={"name": "blob.bin"}, content=garbage)
-    assert r.status_code == 200  # the CLI, too, reads it: inconclusive, "no training metrics found"
-    assert r.json() == cli_report(tmp_path, ["blob.bin"], monkeypatch)
-    assert r.json()["verdict"]["code"] == "I000" and "no training metrics found" in r.json()["warnings"][0]
+    body = assert_problem(client.post("/v1/diagnose", params={"name": "blob.bin"}, content=garbage), 422)
+    assert body["detail"] == cli_error(tmp_path, "blob.bin", garbage, monkeypatch)
+    assert "binary data, not a text log" in body["detail"]
 
 
 def test_malformed_requests_are_problems(client: TestClient) -> None:

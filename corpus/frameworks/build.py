@@ -127,9 +127,10 @@ def run_one(spec: dict, out: Path) -> dict:
     for name in spec.get("artefacts", []):
         for src in sorted(work.glob(name)):
             rel = src.relative_to(work)
-            target = dest / (str(rel).replace("/", "__"))
+            target = dest / rel  # where the job wrote it, beside the log (logsleuth.companion looks there)
+            target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
-            arts.append(target.name)
+            arts.append(str(rel))
     shutil.rmtree(work, ignore_errors=True)
     row.update(path=f"runs/{spec['id']}/job.log.gz", artefacts=" ".join(arts), seconds=round(time.time() - t0, 1))
     return row
