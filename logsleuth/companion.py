@@ -47,7 +47,7 @@ def companion_of(log_path: str) -> str | None:
         log_mtime = os.stat(log_path).st_mtime
     except OSError:
         return None
-    found = []
+    found: list[tuple[int, int, bool, str]] = []
     for pattern in _PATTERNS:
         for path in glob.iglob(os.path.join(glob.escape(folder), pattern)):
             if len(found) >= _MAX_CANDIDATES:

@@ -80,6 +80,8 @@ EVIDENCE_RULES: tuple[EvidenceRule, ...] = (
     EvidenceRule("unnormalised-input", 2.0, _gt("initial_loss_log10", 2.0), "the very first loss is huge"),
     EvidenceRule("bad-initialisation", 2.0, _gt("initial_loss_log10", 2.0), "the very first loss is huge"),
     EvidenceRule("learning-rate-too-low-or-dead-network", 3.0, _lt("hp_lr", 1e-6), "the learning rate is tiny"),
+    EvidenceRule("unstable-softmax", 0.3, _gt("loss_growth_rate", 0.2),
+                 "the loss grew steadily before failing, where an exp overflow is sudden"),
 )
 
 
@@ -112,7 +114,7 @@ def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCa
                     supported.add(code)
         scores[code] = score
     if candidates:
-        scores = _blend(scores, cause_probabilities(f, verdict.code), reasons, supported)
+        scores = _blend(scores, cause_probabilities(f, verdict.code), reasons, supported, _against(f, reasons))
     total = sum(scores.values()) or 1.0
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return tuple(
@@ -123,10 +125,27 @@ def rank_causes(verdict: Verdict, f: Features, framework: str) -> tuple[RankedCa
     )
 
 
+def _against(f: Features, reasons: dict[str, list[str]]) -> dict[str, float]:
+    """cause code -> the product of the evidence rules under 1 that apply to it (each
+    rule's reason recorded), for causes whether or not the signature lists them."""
+    catalog = load_catalog()
+    out: dict[str, float] = {}
+    for rule in EVIDENCE_RULES:
+        if rule.factor < 1 and rule.applies(f):
+            code = catalog.cause(rule.cause).code
+            out[code] = out.get(code, 1.0) * rule.factor
+            if rule.because not in reasons.get(code, []):
+                reasons.setdefault(code, []).append(rule.because)
+    return out
+
+
 def _blend(scores: dict[str, float], learned: dict[str, float], reasons: dict[str, list[str]],
-           supported: set[str]) -> dict[str, float]:
+           supported: set[str], against: Mapping[str, float]) -> dict[str, float]:
     """(1 - w) x the rules' normalised scores + w x the cause model's probabilities; a
-    cause the model favours joins the list with its probability as the reason. A cause
+    cause the model favours joins the list with its probability as the reason. Evidence
+    against a cause (``against``: the product of the rules under 1 that apply) weighs on
+    the model's share of it too: the model, fitted partly on printed trajectories, can
+    name a cause the log itself argues against. A cause
     the model never learned that the log's own evidence supports (a pooling stride over
     the kernel in Caffe's net echo) keeps its share: the model cannot weigh it."""
     if not learned:
@@ -138,7 +157,7 @@ def _blend(scores: dict[str, float], learned: dict[str, float], reasons: dict[st
     out.update(kept)
     for code, p in learned.items():
         if code in out or p >= _MODEL_FLOOR:
-            out[code] = out.get(code, 0.0) + CAUSE_MODEL_WEIGHT * mass * p
+            out[code] = out.get(code, 0.0) + CAUSE_MODEL_WEIGHT * mass * p * against.get(code, 1.0)
             if p >= _MODEL_FLOOR:
                 reasons.setdefault(code, []).append(f"runs with injected causes whose logs look like this one: "
                                                     f"{p:.0%} had this cause (the cause model)")

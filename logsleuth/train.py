@@ -108,10 +108,14 @@ def fit_causes(rows: Sequence[dict[str, str]], features: Sequence[dict[str, floa
     if len(set(y.tolist())) < 2:
         return None
     X, names = cause_matrix([features[i] for i in kept], [rows[i]["signature"] for i in kept])
-    return _fit(X, names, y, seed)
+    return _fit(X, names, y, seed, balanced=False)
 
 
-def _fit(X: np.ndarray, names: list[str], y: np.ndarray, seed: int) -> dict:
+def _fit(X: np.ndarray, names: list[str], y: np.ndarray, seed: int, balanced: bool = True) -> dict:
+    """Boosted trees on ``X``. Signatures are fitted with balanced class weights (each
+    signature matters as much as any other); causes without (``balanced=False``): how
+    often a cause lies behind a signature is itself the evidence, and reweighting would
+    push a rare cause onto any log unlike the runs that taught it."""
     require_sklearn()
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -120,7 +124,8 @@ def _fit(X: np.ndarray, names: list[str], y: np.ndarray, seed: int) -> dict:
     keep = [j for j in range(X.shape[1]) if len(np.unique(X[~np.isnan(X[:, j]), j])) >= 2]
     X, names = X[:, keep], [names[j] for j in keep]  # a constant column carries nothing (and trips the binner)
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.08, max_leaf_nodes=15,
-                                           l2_regularization=1.0, class_weight="balanced", random_state=seed)
+                                           l2_regularization=1.0, class_weight="balanced" if balanced else None,
+                                           random_state=seed)
     model.fit(X, y)
     return {"schema_version": FEATURE_SCHEMA_VERSION, "feature_names": names, "classes": list(model.classes_),
             "pipeline": model, "trained_on": len(y), "seed": seed}
