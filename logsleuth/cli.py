@@ -287,8 +287,10 @@ class _Size(click.ParamType):
               "(default $TMPDIR); each request's files are removed when it ends.")
 @click.option("--upload-timeout", type=click.FloatRange(1), default=60, show_default=True,
               help="Seconds an upload may send nothing before it gets 408.")
+@click.option("--job-timeout", type=click.FloatRange(0), default=300, show_default=True,
+              help="Seconds a job may run in its worker before it is stopped and answered 504 (0: no limit).")
 def serve(host: str, port: int, max_upload: int, max_decompressed: int, workers: int, queue: int,
-          tmp_dir: str | None, upload_timeout: float) -> None:
+          tmp_dir: str | None, upload_timeout: float, job_timeout: float) -> None:
     """Run the forensic HTTP service (needs the [service] extra).
 
     \b
@@ -312,7 +314,7 @@ def serve(host: str, port: int, max_upload: int, max_decompressed: int, workers:
 
     formats_file = click.get_current_context().find_root().params.get("formats_file")
     run_service(Settings(host, port, max_upload, max_decompressed, workers, queue, tmp_dir, upload_timeout,
-                         formats_file))
+                         formats_file, job_timeout))
 
 
 class _HookCommand(click.Command):

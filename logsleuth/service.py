@@ -10,8 +10,9 @@ How an upload travels (:mod:`logsleuth.uploads`): streamed to a private temporar
 directory, a cap met the moment it is passed (413), not after the upload; compressed
 bodies and files counted as they expand. The job then runs in a process pool
 (``--workers``), off the event loop; at most ``workers + queue`` requests are admitted
-at once (uploads included), the next get 503 with ``Retry-After``; the directory is
-removed whatever happens (a client gone mid-upload too).
+at once (uploads included), the next get 503 with ``Retry-After``; a job that runs past
+``--job-timeout`` is stopped in its worker and answered 504; the directory is removed
+whatever happens (a client gone mid-upload too).
 
 Errors are ``application/problem+json`` (RFC 9457: type, title, status, detail), with the
 CLI's one-line message for a log it cannot read.
@@ -28,6 +29,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -53,7 +55,8 @@ log = logging.getLogger("logsleuth.serve")
 
 @dataclass(frozen=True)
 class Settings:
-    """``logsleuth serve``'s options: caps in bytes, ``upload_timeout`` in seconds of silence."""
+    """``logsleuth serve``'s options: caps in bytes, ``upload_timeout`` in seconds of
+    silence, ``job_timeout`` in seconds of work per request."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -64,6 +67,7 @@ class Settings:
     tmp_dir: str | None = None
     upload_timeout: float = 60.0
     formats_file: str | None = None
+    job_timeout: float = 300.0  #: seconds a job may run in its worker (0: no limit)
 
 
 # ---- the jobs (in the worker processes) ------------------------------------------------
@@ -118,6 +122,33 @@ def parse_job(labels: dict[str, str], log_format: str | None, kind: str, out: st
     return warnings
 
 
+class JobTimeout(Exception):
+    """A job ran past the per-job limit in its worker (raised there by the interval timer)."""
+
+
+def timed_job(seconds: float, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in this worker under an interval timer of ``seconds`` (0: none): when it
+    fires, :class:`JobTimeout` stops the job at its next Python step, and the worker lives
+    on for the next job. Worker processes run jobs in their main thread, where signals land."""
+    if seconds <= 0:
+        return fn(*args)
+
+    def expire(signum: int, frame: Any) -> None:
+        raise JobTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+#: how long past its limit a job may take to stop before its worker is killed
+STOP_GRACE_S = 30.0
+
+
 class Pool:
     """The worker processes, and the admission of at most ``workers + queue`` requests at
     once (an upload holds its place: the disk a queue can fill is bounded too)."""
@@ -166,14 +197,29 @@ class Pool:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         self.start()
         started = time.monotonic()
+        limit = self.settings.job_timeout
+        future = self._executor.submit(timed_job, limit, fn, *args)  # type: ignore[union-attr]
         try:
-            result = await asyncio.wrap_future(self._executor.submit(fn, *args))  # type: ignore[union-attr]
+            result = await asyncio.wait_for(asyncio.wrap_future(future), limit + STOP_GRACE_S if limit > 0 else None)
         except cf.process.BrokenProcessPool:
             self._executor = None  # the next job starts a fresh pool
             raise Problem(500, "worker-died", "Worker died", "a worker process died during the job "
                           "(out of memory?); the workers were restarted") from None
+        except (TimeoutError, JobTimeout):
+            if not future.done():  # stuck where the timer cannot reach: the workers are restarted
+                self._kill_workers()
+            raise Problem(504, "job-timeout", "Job took too long", f"the job ran past the per-job limit "
+                          f"(--job-timeout {limit:g} s) and was stopped; a larger limit, or `logsleuth "
+                          f"diagnose` on the log itself, takes longer logs") from None
         self.mean_s = 0.8 * self.mean_s + 0.2 * (time.monotonic() - started)
         return result
+
+    def _kill_workers(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.kill()
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def _job(pool: Pool, files: list[UploadedFile], fn: Callable[..., Any], *args: Any) -> Any:

@@ -30,7 +30,7 @@ import zstandard  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from logsleuth.cli import main  # noqa: E402
-from logsleuth.service import DiagnosisReport, Settings, create_app  # noqa: E402
+from logsleuth.service import DiagnosisReport, JobTimeout, Settings, create_app, timed_job  # noqa: E402
 
 from .conftest import REPO  # noqa: E402
 
@@ -185,6 +185,26 @@ def test_413_when_the_logs_expand_past_the_decompressed_cap(spool: Path) -> None
                  ("file", ("b.log.gz", gzip.compress(CAFFE.read_bytes() * 40)))]  # 0.57 MB each: 1.1 MB together
         assert_problem(c.post("/v1/diagnose", files=files), 413)
         assert c.post("/v1/diagnose", files=files[:1]).status_code == 200
+
+
+# ---- the per-job time limit ----------------------------------------------------------
+
+def test_the_job_timer_stops_a_job_in_its_worker() -> None:
+    started = time.monotonic()
+    with pytest.raises(JobTimeout):
+        timed_job(0.2, time.sleep, 10)
+    assert time.monotonic() - started < 5
+    assert timed_job(5, sum, [1, 2]) == 3 and timed_job(0, sum, [1]) == 1  # the timer is off again
+
+
+def test_a_job_past_the_limit_is_a_504_and_the_worker_takes_the_next(spool: Path) -> None:
+    big = "".join(f"epoch 1 iter {i} loss {2.0 / (1 + i / 1000):.5f} lr 0.1\n" for i in range(600_000)).encode()
+    with TestClient(create_app(Settings(workers=1, tmp_dir=str(spool), job_timeout=1.0))) as c:
+        problem = assert_problem(c.post("/v1/diagnose", params={"name": "big.log"}, content=big), 504)
+        assert "--job-timeout 1 s" in problem["detail"]
+        r = c.post("/v1/diagnose", params={"name": CAFFE.name}, content=CAFFE.read_bytes())
+        assert r.status_code == 200 and r.json()["verdict"]["code"] == "N201"
+    assert list(spool.iterdir()) == []
 
 
 # ---- malformed bodies --------------------------------------------------------------
