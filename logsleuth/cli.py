@@ -7,7 +7,6 @@ A :class:`~logsleuth.errors.LogsleuthError` is one line on stderr (traceback wit
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -16,8 +15,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import InputError, LogsleuthError
-from .output import OUTPUT_KINDS, open_writer, output_kind
+from .errors import LogsleuthError
+from .output import OUTPUT_KINDS, check_free, open_writer, output_kind
 
 EXIT_INPUT = 2
 
@@ -102,8 +101,7 @@ def parse(logs: tuple[str, ...], format_name: str | None, output: str | None, ki
     """
     from .api import start_parse
 
-    if output and os.path.exists(output) and not force:
-        raise InputError(f"{output}: exists; pass --force to overwrite it")
+    check_free(output, force)
     kind = kind or output_kind(output)
     first = start_parse(logs[0], format_name)  # the input opens before any output exists
     with open_writer(output, kind, with_source=len(logs) > 1) as writer:
@@ -141,8 +139,7 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     from .report import oneline as one_line
 
     for path in (report, html, plot):
-        if path and os.path.lexists(path) and not force:  # lexists: a dangling link is no free name
-            raise InputError(f"{path}: exists; pass --force to overwrite it")
+        check_free(path, force)
     if plot:
         from .plot import require_matplotlib
 
@@ -156,7 +153,8 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     result = run_diagnosis(list(logs), log_format, progress)
     for bar in bars:
         bar.close()
-    if report:
+    click.echo(one_line(result) if oneline else RENDERERS[output](result).rstrip("\n"))  # before any file:
+    if report:  # a full disk still leaves the verdict printed
         write_text_file(report, to_json(result), force)
     runs = _chart_series(logs, log_format) if html or plot else []
     if html:
@@ -167,25 +165,19 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
         from .plot import diagnosis_png
 
         write_text_file(plot, diagnosis_png(result, runs), force)
-    click.echo(one_line(result) if oneline else RENDERERS[output](result).rstrip("\n"))
     sys.exit(1 if result.failed else 0)
 
 
 def _chart_series(logs: tuple[str, ...], log_format: str | None) -> list[Any]:
     """The series to draw: each log read again as diagnosis reads it (a bounded sample of a
     long log, the failure's surroundings in full), since a Diagnosis carries no series."""
-    from .api import _is_artifact, _read_sampled
+    from .api import read_run
 
     runs = []
     for path in logs:
         if path == "-":  # stdin was consumed by the diagnosis: no curves to draw
             continue
-        if log_format is None and _is_artifact(path):
-            from .artifacts import read_artifact
-
-            runs.append(read_artifact(path))
-        else:
-            runs.append(_read_sampled(path, log_format, None))
+        runs.append(read_run(path, log_format))
     return runs
 
 

@@ -193,15 +193,44 @@ def _stream_writer(stream: BinaryIO, kind: str, with_source: bool) -> Any:
     return _CsvWriter(stream, with_source) if kind == "csv" else _JsonlWriter(stream, with_source)
 
 
+def is_stream(path: str) -> bool:
+    """True when ``path`` is, or links to, something written in place rather than replaced:
+    a character device (``/dev/stdout``, ``/dev/null``), a FIFO or a socket."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def check_free(path: str | None, force: bool) -> None:
+    """Refuse to overwrite an existing file or link at ``path`` without ``force`` (a
+    dangling link is no free name either); a stream (:func:`is_stream`) is always free."""
+    import os
+
+    if path and path != "-" and os.path.lexists(path) and not force and not is_stream(path):
+        raise InputError(f"{path}: exists; pass --force to overwrite it")
+
+
 @contextlib.contextmanager
 def staged(path: str) -> Iterator[str]:
     """A temporary path beside ``path``, renamed onto it when the block ends without an
     error and removed when it does not (a reader never sees half a file; a crash leaves
-    the old one; a symlink at ``path`` is replaced, never written through). An OSError
-    becomes an :class:`InputError` naming ``path``."""
+    the old one; a symlink at ``path`` is replaced, never written through). A stream
+    (``/dev/stdout``, a FIFO: :func:`is_stream`) is written in place, never replaced. An
+    OSError becomes an :class:`InputError` naming ``path``."""
     import os
     import tempfile
 
+    if is_stream(path):
+        try:
+            yield path
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write it ({exc.strerror or exc})") from exc
+        return
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
@@ -224,9 +253,6 @@ def write_text_file(path: str, text: str | bytes, force: bool = False) -> None:
     """Write a report file (text, or the bytes of a picture) whole or not at all
     (:func:`staged`). An existing file or link is replaced only with ``force``; any
     failure is an :class:`InputError` naming the path."""
-    import os
-
-    if os.path.lexists(path) and not force:
-        raise InputError(f"{path}: exists; pass --force to overwrite it")
+    check_free(path, force)
     with staged(path) as tmp, open(tmp, "wb") as f:
         f.write(text.encode("utf-8") if isinstance(text, str) else text)

@@ -210,7 +210,8 @@ def test_diagnose_html_writes_once(tmp_path: Path) -> None:
 def test_diagnose_html_unwritable_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["diagnose", str(SAMPLE), "--html", str(tmp_path / "no" / "r.html")])
     assert result.exit_code == 2
-    assert result.output.count("\n") == 1 and "cannot write it" in result.output
+    assert result.stderr.count("\n") == 1 and "cannot write it" in result.stderr
+    assert result.stdout.startswith("N201")  # the verdict is printed before any file is written
 
 
 def test_audit_html(tmp_path: Path) -> None:

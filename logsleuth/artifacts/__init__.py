@@ -46,21 +46,45 @@ ARTIFACT_KINDS = ("tfevents", "hf_trainer_state", "lightning_csv", "keras_csv", 
 _HEAD = 64 << 10
 
 
+#: the most a ``trainer_state.json`` or metrics CSV may hold, decompressed: both are read
+#: whole (a JSON document takes several times its size in memory), and a real one of a
+#: long run with a record every step is a few tens of MB; past this, a one-line error
+MAX_TABLE_BYTES = 128 << 20
+
+
 def _read(path: str) -> tuple[bytes, str]:
-    """The whole file, decompressed when gzip/bz2/xz/zstd (told by magic bytes)."""
+    """The whole file, decompressed when gzip/bz2/xz/zstd (told by magic bytes), at most
+    :data:`MAX_TABLE_BYTES` of it: a larger one (a gzip bomb named ``trainer_state.json.gz``)
+    is an :class:`InputError`, found while decompressing, never after."""
+    from ..io import _decompressor, sniff_compression
+
+    limit = MAX_TABLE_BYTES
+    with open(path, "rb") as f:
+        kind = sniff_compression(f.read(8))
+        f.seek(0)
+        try:
+            stream = f if kind == "none" else _decompressor(f, kind)
+            data = stream.read(limit + 1)
+        except Exception as exc:  # corrupt archives raise many types
+            raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
+    if len(data) > limit:
+        what = " decompressed" if kind != "none" else ""
+        raise InputError(f"{path}: over {limit >> 20} MiB{what}, more than a run artefact read whole may be; "
+                         f"not read (a real trainer_state.json or metrics CSV is far smaller: a gzip bomb?)")
+    return data, kind
+
+
+def _head(path: str) -> bytes:
+    """The first :data:`_HEAD` bytes of a file, decompressed (only those are decompressed)."""
     from ..io import _decompressor, sniff_compression
 
     with open(path, "rb") as f:
-        data = f.read()
-    kind = sniff_compression(data[:8])
-    if kind == "none":
-        return data, kind
-    import io
-
-    try:
-        return _decompressor(io.BytesIO(data), kind).read(), kind
-    except Exception as exc:  # corrupt archives raise many types
-        raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
+        kind = sniff_compression(f.read(8))
+        f.seek(0)
+        try:
+            return (f if kind == "none" else _decompressor(f, kind)).read(_HEAD)
+        except Exception as exc:  # corrupt archives raise many types
+            raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
 
 
 def csv_kind(head: bytes) -> str | None:
@@ -94,7 +118,7 @@ def artifact_kind(path: str, head: bytes | None = None) -> str | None:
         if not any(x in name.lower() for x in (".json", ".csv")):
             return None  # a compressed text log: the text pipeline reads those
         try:
-            head = _read(path)[0][:_HEAD]
+            head = _head(path)
         except InputError:
             return None
     if looks_like_trainer_state(head):

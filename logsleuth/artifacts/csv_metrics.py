@@ -63,8 +63,9 @@ def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = No
     import pandas as pd  # here: discovery sniffs CSV heads without pandas
 
     if data is None:
-        with open(path, "rb") as f:
-            data = f.read()
+        from . import _read
+
+        data = _read(path)[0]
     kind = kind or sniff_csv(data) or "csv_metrics"
     text = data.decode("utf-8", "replace").lstrip("\ufeff")
     first = text.split("\n", 1)[0]

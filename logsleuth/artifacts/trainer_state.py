@@ -43,12 +43,15 @@ def _number(value: Any) -> float | None:
 def read_trainer_state(path: str, data: bytes | None = None) -> RunSeries:
     """Read ``trainer_state.json`` (``data``: its bytes, when already read) into a RunSeries."""
     if data is None:
-        with open(path, "rb") as f:
-            data = f.read()
+        from . import _read
+
+        data = _read(path)[0]
     try:
         state = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a trainer_state.json") from None
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):
         raise InputError(f"{path}: no log_history list (not a Hugging Face trainer_state.json)")

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from ..errors import InputError
 from .discover import GROUPS
 from .engine import ENGINES
 
@@ -125,13 +124,12 @@ def audit(**options: Any) -> None:
 
 def _audit(paths: tuple[str, ...], output: str | None, jobs: int | None, engine: str, scheduler: str | None,
            resume: bool, force: bool, group: str, verify_crc: bool, worst: int, html: str | None = None) -> None:
-    import os
 
+    from ..output import check_free
     from . import SKIPPED, ResultStore, default_jobs, discover, execute
     from .run import SPARK_KEY
 
-    if html and os.path.lexists(html) and not force:
-        raise InputError(f"{html}: exists; pass --force to overwrite it")
+    check_free(html, force)
     jobs = jobs or default_jobs()
     runs = discover(list(paths), group)
     sparks: dict[str, Any] = {}

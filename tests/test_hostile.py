@@ -1,0 +1,96 @@
+"""Hostile inputs in small sizes (bench/hostile.py has the full ones): each gets a correct
+partial result with a warning, or a one-line error and exit 2, quickly; nothing the user
+has (a device node, a file behind a link) is replaced."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import logsleuth
+import logsleuth.artifacts as artifacts
+from logsleuth.cli import main
+from logsleuth.errors import InputError
+
+from .conftest import REPO
+
+CAFFE = REPO / "sample_logs" / "caffe_sudden_nan.log"
+LOGSLEUTH = str(Path(sys.executable).with_name("logsleuth"))
+
+
+def _trainer_state_bomb(path: Path, mib: int) -> Path:
+    entry = b'{"loss": 0.5, "learning_rate": 5e-05, "epoch": 0.1, "step": 1},'
+    with gzip.open(path, "wb", compresslevel=9) as g:
+        g.write(b'{"global_step": 1, "log_history": [')
+        block = entry * (1 << 14)
+        for _ in range((mib << 20) // len(block) + 1):
+            g.write(block)
+        g.write(entry[:-1] + b"]}")
+    return path
+
+
+def test_json_nested_100k_deep_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "trainer_state.json"
+    path.write_text('{"log_history": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InputError, match="nested too deeply"):
+        artifacts.read_artifact(path)
+    result = CliRunner().invoke(main, ["diagnose", str(path)])
+    assert result.exit_code == 2 and "nested too deeply" in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_gzip_bomb_named_trainer_state_stops_at_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(artifacts, "MAX_TABLE_BYTES", 1 << 20)
+    bomb = _trainer_state_bomb(tmp_path / "trainer_state.json.gz", 8)
+    assert bomb.stat().st_size < 200_000
+    started = time.monotonic()
+    assert artifacts.artifact_kind(str(bomb)) == "hf_trainer_state"  # told from its head alone
+    with pytest.raises(InputError, match="over 1 MiB decompressed"):
+        logsleuth.diagnose(bomb)
+    assert time.monotonic() - started < 10
+
+
+def test_a_metrics_csv_of_100k_columns_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    columns = [f"c{i}" for i in range(100_000)]
+    rows = [",".join(["epoch", "step", "train_loss", *columns])]
+    rows += [",".join([str(e), str(10 * e), f"{2.0 - 0.1 * e:.2f}", *["1"] * len(columns)]) for e in range(5)]
+    path.write_text("\n".join(rows) + "\n")
+    started = time.monotonic()
+    d = logsleuth.diagnose(path)
+    assert d.verdict.code in ("H001", "I000") and time.monotonic() - started < 30
+
+
+def test_audit_survives_a_symlink_loop(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "train.log").write_bytes(CAFFE.read_bytes())
+    (run / "self").symlink_to(run)
+    (tmp_path / "runs" / "up").symlink_to(tmp_path / "runs")
+    result = subprocess.run([LOGSLEUTH, "audit", str(tmp_path / "runs"), "-o", str(tmp_path / "a.csv")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    assert (tmp_path / "a.csv").read_text().count("N201") >= 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_still_prints_the_verdict_and_keeps_the_device() -> None:
+    result = subprocess.run([LOGSLEUTH, "diagnose", str(CAFFE), "--oneline", "--report", "/dev/full", "--force"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout.startswith("N201")
+    assert result.stderr.strip() == "logsleuth: error: /dev/full: cannot write it (No space left on device)"
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_report_to_dev_stdout_is_written_through_the_link() -> None:
+    result = subprocess.run([LOGSLEUTH, "diagnose", str(CAFFE), "--oneline", "--report", "/dev/stdout"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and '"schema_version": 1' in result.stdout
+    assert os.path.islink("/dev/stdout") or not os.path.lexists("/dev/stdout")
