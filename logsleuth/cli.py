@@ -7,6 +7,7 @@ A :class:`~logsleuth.errors.LogsleuthError` is one line on stderr (traceback wit
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -26,26 +27,49 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_INPUT)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs (a partial output removed)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors (and, outside -v, any crash) into one line and exit code 2."""
+    """Turn our errors (and, outside -v, any crash) into one line and exit code 2; an
+    interrupt into "interrupted" and 130 (SIGINT) or 143 (SIGTERM), after the cleanup that
+    leaves no partial output behind."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verbose = click.get_current_context().find_root().params.get("verbose", False)
+        previous = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
         try:
             return func(*args, **kwargs)
         except LogsleuthError as exc:
             if verbose:
                 traceback.print_exc()
             _fail(str(exc))
-        except (BrokenPipeError, KeyboardInterrupt):
+        except BrokenPipeError:
             sys.exit(EXIT_INPUT)
+        except (KeyboardInterrupt, Terminated) as exc:
+            click.echo("logsleuth: interrupted", err=True)
+            sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 143)
         except Exception as exc:  # a bug: still one line unless -v, but say it is ours
             if verbose:
                 traceback.print_exc()
             _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with -v and report it")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

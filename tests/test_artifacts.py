@@ -181,6 +181,26 @@ def test_crc_verification_skips_a_damaged_record(tmp_path: Path) -> None:
     assert ef.crc_failures == 1
 
 
+def test_a_damaged_length_field_is_skipped_and_the_nan_after_it_read(tmp_path: Path) -> None:
+    values = [2.0 * 0.99 ** s for s in range(200)]
+    values[150] = math.nan
+    path = _write_events(tmp_path, [_simple(s, loss=v) for s, v in enumerate(values)])
+    data = bytearray(path.read_bytes())
+    offsets, off = [], 0
+    while off < len(data):
+        offsets.append(off)
+        off += 16 + struct.unpack_from("<Q", data, off)[0]
+    struct.pack_into("<Q", data, offsets[51], 1 << 60)  # record 51's length: absurd
+    path.write_bytes(bytes(data))
+    series = read_tfevents(str(path))
+    steps = sorted(int(s) for s in series.frame["step"])
+    assert steps == [s for s in range(200) if s != 50]  # record 51 (step 50: the first is the file version)
+    assert any("damaged record length at byte" in note for note in series.notes)
+    assert not any("truncated" in note for note in series.notes)
+    d = diagnose(series)
+    assert d.first_nonfinite is not None and d.first_nonfinite.step == 150 and d.verdict.code != "H001"
+
+
 def test_crc32c_matches_tensorboard() -> None:
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as tb_crc32c
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c

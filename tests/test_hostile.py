@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -94,3 +95,21 @@ def test_a_report_to_dev_stdout_is_written_through_the_link() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and '"schema_version": 1' in result.stdout
     assert os.path.islink("/dev/stdout") or not os.path.lexists("/dev/stdout")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_parse_exits_128_plus_the_signal_and_leaves_no_output(tmp_path: Path, sig, code: int) -> None:
+    log = tmp_path / "big.log"
+    with open(log, "w") as f:
+        for lo in range(0, 2_000_000, 100_000):
+            f.write("".join(f"epoch 1 iter {i} loss {1 + 1 / (i + 1):.6f} lr 0.1\n" for i in range(lo, lo + 100_000)))
+    out = tmp_path / "out.csv"
+    proc = subprocess.Popen([LOGSLEUTH, "parse", str(log), "-o", str(out), "-j", "1"], stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.csv.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the staged output exists: the parse is under way
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and err.strip() == "logsleuth: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.log"]

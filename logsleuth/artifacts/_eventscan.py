@@ -58,6 +58,7 @@ class EventFile:
     truncated: tuple[int, int] | None = None  # (offset, bytes left) of an incomplete last record
     crc_failures: int = 0
     crc_stop: int | None = None  # offset where a length CRC failed
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # (offset, bytes) passed over by a resync
     bad_records: list[tuple[int, str]] = field(default_factory=list)
 
     def _holes(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -348,8 +349,13 @@ def _frame(buf: bytes, out: EventFile, verify: bool) -> list[tuple[int, int]]:
     while off + 12 <= n:
         length = unpack(buf, off)[0]
         end = off + 16 + length
-        if end > n:
-            break
+        if end > n:  # a truncated tail, or a damaged length with records after it
+            after = _next_record(buf, off + 1)
+            if after is None:
+                break
+            out.skipped.append((off, after - off))
+            off = after
+            continue
         spans.append((off + 12, end - 4))
         off = end
     if off < n:
@@ -357,6 +363,32 @@ def _frame(buf: bytes, out: EventFile, verify: bool) -> list[tuple[int, int]]:
     if verify and spans:
         spans = _verify(buf, spans, out)
     return spans
+
+
+#: bytes of candidate record starts examined at once by :func:`_next_record`
+_RESYNC_WINDOW = 1 << 16  # 64 K candidates: a few MB of temporaries
+
+
+def _next_record(buf: bytes, start: int) -> int | None:
+    """The first offset at or after ``start`` where a record header is valid: a length that
+    fits in the file, and its masked CRC-32C stored after it. How a reader gets past a
+    damaged length field (the records after it are intact) instead of stopping there."""
+    words = np.frombuffer(buf, dtype=np.uint8)
+    n = len(buf)
+    weights = np.array([1 << (8 * k) for k in range(8)], dtype=np.uint64)
+    for lo in range(start, n - 15, _RESYNC_WINDOW):
+        cand = np.arange(lo, min(lo + _RESYNC_WINDOW, n - 15), dtype=np.int64)
+        gathered = words[cand[:, None] + np.arange(8)].astype(np.uint64)
+        lengths = (gathered * weights).sum(axis=1, dtype=np.uint64)
+        fits = lengths <= (n - 16 - cand).astype(np.uint64)
+        cand = cand[fits]
+        if not len(cand):
+            continue
+        stored = np.ascontiguousarray(words[(cand + 8)[:, None] + np.arange(4)]).view("<u4").ravel()
+        valid = np.asarray(mask(crc32c_many(buf, cand, np.full(len(cand), 8, dtype=np.int64)))) == stored
+        if valid.any():
+            return int(cand[int(np.argmax(valid))])
+    return None
 
 
 def _verify(buf: bytes, spans: list[tuple[int, int]], out: EventFile) -> list[tuple[int, int]]:

@@ -203,6 +203,9 @@ def _file_notes(ef: EventFile, name: str) -> list[str]:
         off, left = ef.truncated
         notes.append(f"{name}: truncated last record at byte {off} ({left} bytes after {ef.n_records} complete "
                      f"records; the writer stopped mid-record): every complete record was read")
+    for off, size in ef.skipped:
+        notes.append(f"{name}: a damaged record length at byte {off}: {size} bytes skipped to the next valid "
+                     f"record, and every record after it read")
     if ef.crc_stop is not None:
         notes.append(f"{name}: record length failed its CRC check at byte {ef.crc_stop}: the rest of the file "
                      f"cannot be framed and was not read")
