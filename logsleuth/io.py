@@ -58,10 +58,48 @@ def _decompressor(raw: BinaryIO, kind: str) -> BinaryIO:
     if kind == "xz":
         return lzma.LZMAFile(raw)  # type: ignore[return-value]
     if kind == "zstd":
+        return _ZstdFrames(raw)  # type: ignore[return-value]
+    return raw
+
+
+class _ZstdFrames(io.RawIOBase):
+    """zstd frames one after another (as ``zstd`` and ``pzstd`` write them), decompressed
+    from small input blocks (so that a block's output stays bounded); the input ending
+    inside a frame is an :class:`EOFError`, as gzip's and xz's readers raise (zstandard's
+    own stream reader returns the part silently)."""
+
+    BLOCK = 8 << 10
+
+    def __init__(self, raw: BinaryIO) -> None:
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
-    return raw
+        self._raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self._frame, self._inside = self._new(), False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+        out: list[bytes] = []
+        size = 0
+        while n < 0 or size < n:
+            block = self._raw.read(self.BLOCK)
+            if not block:
+                if self._inside:
+                    raise EOFError("the input ends inside a zstd frame")
+                break
+            for data in self._feed(block):
+                out.append(data)
+                size += len(data)
+        return b"".join(out)
+
+    def _feed(self, block: bytes) -> Iterator[bytes]:
+        while block:
+            self._inside = True
+            yield self._frame.decompress(block)
+            if not self._frame.eof:
+                return
+            block, self._frame, self._inside = self._frame.unused_data, self._new(), False
 
 
 def clean(chunk: bytes) -> bytes:

@@ -93,10 +93,11 @@ def _arrow(values: np.ndarray, kind: pa.DataType, missing: np.ndarray | None = N
 
 
 def _arrow_ints(values: np.ndarray) -> pa.Array:
-    """A float column of whole numbers as int64, NaN as null."""
+    """A float column of whole numbers as int64; NaN, and a number past int64 (a 26-digit
+    "step" is no step), as null."""
     import pyarrow as pa
 
-    missing = np.isnan(values)
+    missing = ~(np.abs(values) < 2.0**63)  # NaN compares False: missing too
     return _arrow(np.where(missing, 0, values).astype(np.int64), pa.int64(), missing)
 
 

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,12 @@ def test_a_metrics_csv_of_100k_columns_is_read(tmp_path: Path) -> None:
     rows += [",".join([str(e), str(10 * e), f"{2.0 - 0.1 * e:.2f}", *["1"] * len(columns)]) for e in range(5)]
     path.write_text("\n".join(rows) + "\n")
     started = time.monotonic()
-    d = logsleuth.diagnose(path)
-    assert d.verdict.code in ("H001", "I000") and time.monotonic() - started < 30
+    d = logsleuth.diagnose(path)  # its header alone is 600 KB, past the 64 KB head
+    assert d.inputs[0].format == "lightning_csv" and d.verdict.code in ("H001", "I000")
+    assert time.monotonic() - started < 30
+    from logsleuth.audit.discover import _metrics_table
+
+    assert _metrics_table(str(path))  # audits count it as the run's table too
 
 
 def test_audit_survives_a_symlink_loop(tmp_path: Path) -> None:
@@ -113,3 +118,25 @@ def test_an_interrupted_parse_exits_128_plus_the_signal_and_leaves_no_output(tmp
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code and err.strip() == "logsleuth: interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.log"]
+
+
+def test_a_zstd_log_cut_in_half_is_an_input_error_not_half_a_verdict(tmp_path: Path) -> None:
+    import zstandard
+
+    data = b"".join(b"step=%d loss=%f\n" % (i, 1 / (i + 1)) for i in range(100_000))
+    whole = zstandard.ZstdCompressor().compress(data[:len(data) // 2]) + zstandard.ZstdCompressor().compress(
+        data[len(data) // 2:])  # two frames, as pzstd writes
+    (tmp_path / "ok.log.zst").write_bytes(whole)
+    assert len(logsleuth.read_log(tmp_path / "ok.log.zst").frame) == 100_000
+    (tmp_path / "cut.log.zst").write_bytes(whole[: len(whole) * 3 // 4])
+    with pytest.raises(InputError, match="zstd stream is truncated or corrupt"):
+        logsleuth.read_log(tmp_path / "cut.log.zst")
+
+
+def test_a_26_digit_step_is_no_step_and_no_int64_min(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    path.write_text("step=1 loss=0.5\nstep=2 loss=0.4\nstep=12345678901234567890123456 loss=0.3\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" fails the test
+        steps = logsleuth.read_log(path).frame["step"].tolist()
+    assert steps[:2] == [1, 2] and str(steps[2]) in ("<NA>", "nan", "None")

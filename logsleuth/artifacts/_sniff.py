@@ -18,10 +18,7 @@ _HEADER = re.compile(r"^[A-Za-z_][\w./@\- ]*(?:[,;\t][A-Za-z_][\w./@\- ]*)+\s*$"
 def sniff_csv(head: bytes) -> str | None:
     """``lightning_csv``, ``keras_csv`` or ``csv_metrics`` when ``head`` starts with a metrics
     table header followed by a numeric row; None otherwise."""
-    try:
-        text = head[:8192].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text = head.decode("utf-8", "replace")  # a head may end inside a character
     lines = text.lstrip("\ufeff").splitlines()
     if len(lines) < 2 or not _HEADER.match(lines[0]):
         return None

@@ -93,16 +93,16 @@ def classify_name(name: str) -> str | None:
 
 
 def _metrics_table(path: str) -> bool:
-    from ..artifacts import csv_kind
+    """A CSV that is a run's metrics table, told as diagnose tells it (a compressed one
+    from its decompressed head; one whose header alone passes the head, from more)."""
+    from ..artifacts import artifact_kind
 
     try:
-        with open(path, "rb") as f:
-            head = f.read(8192)
+        with open(path, "rb"):
+            pass
     except OSError:
         return True  # unreadable: let the audit report it as a row with an error
-    if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
-        return True  # compressed: sniffed when read
-    return csv_kind(head) is not None
+    return artifact_kind(path) in ("lightning_csv", "keras_csv", "csv_metrics")
 
 
 def _is_mlflow_run(path: str, dirs: list[str], files: list[str]) -> bool:
