@@ -224,7 +224,14 @@ def read_run(item: object, format: str | None = None, progress: Progress | None 
     if format is None and _is_artifact(item):
         from .artifacts import read_artifact
 
-        return read_artifact(item)  # type: ignore[arg-type]
+        try:
+            return read_artifact(item)  # type: ignore[arg-type]
+        except InputError:
+            if not os.path.isdir(item):  # type: ignore[arg-type]
+                raise
+        from .audit.run import read_folder  # a run folder of text logs: as audit reads it
+
+        return read_folder(str(item))
     return _or_its_companion(item, _read_sampled(item, format, progress))
 
 

@@ -458,6 +458,13 @@ def parse_format_file(path: str | os.PathLike[str]) -> list[Format]:
     for name in names:
         if names.count(name) > 1:
             raise FormatError(f"{path}: format {name!r} is defined twice")
+    from .parsers import builtin_formats
+
+    taken = {f.name for f in builtin_formats()}
+    for name in names:
+        if name in taken:  # it would stand in for the built-in wherever the name is used
+            raise FormatError(f"{path}: format {name!r} is a built-in format's name; give yours another "
+                              f"(e.g. 'my_{name}')")
     return formats
 
 

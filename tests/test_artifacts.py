@@ -396,4 +396,4 @@ def test_diagnose_command_reads_artefacts(tmp_path: Path) -> None:
     empty = tmp_path / "empty_dir"
     empty.mkdir()
     result = CliRunner().invoke(main, ["diagnose", str(empty)])
-    assert result.exit_code == 2 and "event files" in result.output
+    assert result.exit_code == 2 and "no training log or run artefact here" in result.output

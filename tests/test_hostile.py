@@ -140,3 +140,19 @@ def test_a_26_digit_step_is_no_step_and_no_int64_min(tmp_path: Path) -> None:
         warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" fails the test
         steps = logsleuth.read_log(path).frame["step"].tolist()
     assert steps[:2] == [1, 2] and str(steps[2]) in ("<NA>", "nan", "None")
+
+
+def test_a_run_folder_is_diagnosed_as_the_audit_reads_it(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "run_x"
+    run.mkdir(parents=True)
+    (run / "train.log").write_bytes(CAFFE.read_bytes())
+    assert logsleuth.diagnose(run).verdict.code == "N201"
+    result = CliRunner().invoke(main, ["diagnose", str(tmp_path / "runs"), "--oneline"])
+    assert result.exit_code == 1 and result.stdout.startswith("N201")
+    (tmp_path / "runs" / "run_y").mkdir()
+    (tmp_path / "runs" / "run_y" / "train.log").write_bytes(CAFFE.read_bytes().replace(b"nan", b"0.5"))
+    result = CliRunner().invoke(main, ["diagnose", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "2 runs in this folder; `logsleuth audit" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no training log or run artefact here" in CliRunner().invoke(main, ["diagnose", str(empty)]).stderr

@@ -348,6 +348,16 @@ def test_cli_broken_formats_file_is_one_line_and_exit_2(tmp_path):
     assert f"{bad}: format 'acme' rule 2: template must start with literal text" in line
 
 
+def test_a_user_format_may_not_take_a_builtin_name(tmp_path):
+    from logsleuth.cli import main
+
+    clash = write_toml(tmp_path, GOOD.replace('name = "acme"', 'name = "caffe"'))
+    assert 'name = "caffe"' in clash.read_text()
+    result = CliRunner().invoke(main, ["--formats-file", str(clash), "parse", str(SAMPLE_LOG)])
+    assert result.exit_code == 2
+    assert "format 'caffe' is a built-in format's name" in result.stderr
+
+
 def test_cli_formats_file_from_environment(monkeypatch):
     from logsleuth.cli import main
 

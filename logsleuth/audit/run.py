@@ -117,6 +117,24 @@ def _read_views(run: Run, verify: bool) -> tuple[list[RunSeries], list[str]]:
     return views, problems
 
 
+def read_folder(path: str, verify: bool = False) -> RunSeries:
+    """A run folder (``runs/run_x/`` holding ``train.log``, an HF output dir, ...) read as
+    the audit reads one run: every artefact found, merged as views of one run. A folder of
+    several runs, or of none, is an :class:`InputError` that says what to do instead."""
+    from ..errors import InputError
+    from .discover import discover
+    from .merge import merge_views
+
+    runs = discover(path)
+    if len(runs) != 1:
+        raise InputError(f"{path}: {len(runs)} runs in this folder; `logsleuth audit {path}` judges each, "
+                         f"or pass one run's files" if runs else f"{path}: no training log or run artefact here")
+    views, problems = _read_views(runs[0], verify)
+    if not views:
+        raise InputError(problems[0] if problems else f"{path}: no readable training log or artefact")
+    return merge_views(views, runs[0].path)
+
+
 def _latest_trainer_state(artifacts: list[Artifact]) -> list[Artifact]:
     """Checkpoints repeat ``trainer_state.json`` with a growing history: keep the one at the
     top of the run, else the highest ``checkpoint-N`` (the others hold nothing more)."""
