@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: venv runtime demo test lint bench bench-quick bench-diagnose bench-stages accuracy corpus model goldens \
+.PHONY: venv runtime demo test lint bench bench-quick bench-diagnose bench-stages bench-fuzz accuracy corpus model goldens \
 	real-logs clean
 
 # One venv, installed in layers: the runtime alone (`make demo`: no torch, no scikit-learn,
@@ -62,6 +62,11 @@ bench-stages: venv
 
 bench-matrix: venv
 	nice -n 10 $(BIN)/python bench/matrix.py $(MATRIX_ARGS)
+
+# coverage-guided fuzzing (atheris) of read_log and diagnose for FUZZ_SECONDS (default 600)
+bench-fuzz: venv
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	$(BIN)/python bench/fuzz.py --seconds $(or $(FUZZ_SECONDS),600)
 
 # figures on logs the model has not seen (leave-one-framework-out), beside the dev ones
 accuracy: venv $(VENV)/.train

@@ -10,8 +10,11 @@ limit), ``crash`` (anything else: a traceback, a signal).
 Cases (full sizes; ``--scale 0.1`` for a quick look): a 200 MB single line, 10 M
 carriage-return updates on one line, a line of 100 k ``loss=1`` pairs, a Caffe log of 5 M
 ``loss = nan`` lines, 1 M DeepSpeed ``OVERFLOW`` lines, 64 ranks interleaved, endless
-input (``/dev/zero`` and ``yes`` on stdin, where the limit is the expected end), and a
-FIFO fed by a writer.
+input (``/dev/zero`` and ``yes`` on stdin, where the limit is the expected end), a
+FIFO fed by a writer, a gzip bomb named ``trainer_state.json.gz`` (2 GB of JSON), a
+``trainer_state.json`` nested 100 k deep, an event file whose record 51 has a damaged
+length field (a nan at step 150 after it), a zstd log cut in half, and a ``metrics.csv``
+of 100 k columns. An ``ok`` outcome names the verdict.
 
 Usage: ``python bench/hostile.py [--scale F] [--limit S] [--only a,b] [--workdir DIR]``.
 """
@@ -19,6 +22,7 @@ Usage: ``python bench/hostile.py [--scale F] [--limit S] [--only a,b] [--workdir
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -87,6 +91,72 @@ def gen_fifo(path: Path, scale: float) -> None:
     threading.Thread(target=writer, daemon=True).start()
 
 
+def gen_state_bomb(path: Path, scale: float) -> Path:
+    """A gzip bomb named trainer_state.json.gz: 2 GB of log_history entries, 2 MB on disk."""
+    import gzip
+
+    target = path.with_name("trainer_state.json.gz")
+    entry = b'{"loss": 0.5, "learning_rate": 5e-05, "epoch": 0.1, "step": 1},'
+    block = entry * (1 << 14)
+    with gzip.open(target, "wb", compresslevel=9) as g:
+        g.write(b'{"global_step": 1, "log_history": [')
+        for _ in range(int((2 << 30) * scale) // len(block)):
+            g.write(block)
+        g.write(entry[:-1] + b"]}")
+    return target
+
+
+def gen_deep_json(path: Path, scale: float) -> Path:
+    target = path.with_name("trainer_state.json")
+    depth = max(1000, int(100_000 * scale))
+    target.write_text('{"log_history": ' + "[" * depth + "]" * depth + "}")
+    return target
+
+
+def gen_damaged_events(path: Path, scale: float) -> Path:
+    """201 records (the version, then a loss per step, nan at step 150), record 51's length
+    field overwritten: what TensorBoard's reader stops at."""
+    import struct
+
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(path.parent), max_queue_size=300, flush_secs=3600)
+    for step in range(200):
+        value = float("nan") if step == 150 else 2.0 * 0.99 ** step
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=value)])
+        writer.add_event(event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary))
+    writer.close()
+    (target,) = [p for p in path.parent.iterdir() if "tfevents" in p.name]
+    data = bytearray(target.read_bytes())
+    off = 0
+    for _ in range(51):
+        off += 16 + struct.unpack_from("<Q", data, off)[0]
+    struct.pack_into("<Q", data, off, 1 << 60)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def gen_cut_zstd(path: Path, scale: float) -> Path:
+    import zstandard
+
+    target = path.with_name("case.log.zst")
+    n = int(4_000_000 * scale)
+    data = b"".join(b"step=%d loss=%.5f\n" % (i, 1.0 / (1 + i)) for i in range(n))
+    whole = zstandard.ZstdCompressor().compress(data)
+    target.write_bytes(whole[: len(whole) // 2])
+    return target
+
+
+def gen_wide_csv(path: Path, scale: float) -> Path:
+    target = path.with_name("metrics.csv")
+    columns = [f"c{i}" for i in range(max(1000, int(100_000 * scale)))]
+    rows = [",".join(["epoch", "step", "train_loss", *columns])]
+    rows += [",".join([str(e), str(10 * e), f"{2.0 - 0.1 * e:.2f}", *["1"] * len(columns)]) for e in range(10)]
+    target.write_text("\n".join(rows) + "\n")
+    return target
+
+
 #: name -> (generator, command after ``logsleuth``, stdin source)
 CASES = {
     "200 MB single line": (gen_single_line, None),
@@ -98,6 +168,11 @@ CASES = {
     "/dev/zero": (None, "/dev/zero"),
     "endless stdin (yes)": (None, "-yes"),
     "FIFO": (gen_fifo, None),
+    "trainer_state.json.gz bomb (2 GB of JSON)": (gen_state_bomb, None),
+    "trainer_state.json nested 100 k deep": (gen_deep_json, None),
+    "event file, record 51's length damaged": (gen_damaged_events, None),
+    "zstd log cut in half (4 M lines)": (gen_cut_zstd, None),
+    "metrics.csv of 100 k columns": (gen_wide_csv, None),
 }
 
 
@@ -106,15 +181,18 @@ def run_case(target: str, limit: float, stdin_yes: bool = False) -> tuple[float,
     yes = subprocess.Popen(["yes", "step=1 loss=0.5"], stdout=subprocess.PIPE) if stdin_yes else None
     cmd = [LOGSLEUTH, "diagnose", target, "--format", "json"]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=yes.stdout if yes else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdin=yes.stdout if yes else subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     sampler = TreeMemorySampler(proc.pid)
     sampler.start()
     try:
-        _, err = proc.communicate(timeout=limit)
+        out, err = proc.communicate(timeout=limit)
         outcome = {0: "ok", 1: "ok", 2: "error exit 2"}.get(proc.returncode, f"crash (exit {proc.returncode})")
+        if proc.returncode in (0, 1):
+            outcome += f" ({json.loads(out)['verdict']['code']})"
         if proc.returncode == 2:
-            outcome += ": " + err.decode("utf-8", "replace").strip().splitlines()[-1][:60]
+            message = err.decode("utf-8", "replace").strip().splitlines()[-1].removeprefix("logsleuth: error: ")
+            outcome += ": " + message.replace(target.rsplit("/", 1)[0] + "/", "")[:90]
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -144,7 +222,7 @@ def main() -> None:
                 continue
             path = work / "case.log"
             if gen is not None:
-                gen(path, args.scale)
+                path = gen(path, args.scale) or path  # a case may need its own file name
             size = path.stat().st_size / (1 << 20) if gen is not None and path.is_file() else None
             target = str(path) if fixed is None else ("-" if fixed == "-yes" else fixed)
             seconds, mib, outcome = run_case(target, args.limit, stdin_yes=fixed == "-yes")

@@ -69,14 +69,20 @@ def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = No
     kind = kind or sniff_csv(data) or "csv_metrics"
     text = data.decode("utf-8", "replace").lstrip("\ufeff")
     first = text.split("\n", 1)[0]
+    header = [c.strip() for c in first.rstrip("\r").split(_delimiter(first))]
+    kept = _kept_columns(header)
     try:
         table = pd.read_csv(io.StringIO(text), sep=_delimiter(first), dtype=str, keep_default_na=False,
-                            na_filter=False, skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL)
+                            na_filter=False, skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL,
+                            usecols=kept if len(kept) < len(header) else None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(f"{path}: not a readable CSV metrics table ({exc})") from exc
     table.columns = [str(c).strip() for c in table.columns]
     lines = np.arange(2, len(table) + 2)
     notes: list[str] = []
+    if len(kept) < len(header):
+        notes.append(f"{len(header)} columns: {len(header) - len(kept)} past the first {MAX_COLUMNS} "
+                     f"metric columns (losses, learning rate and gradient norm first) were not read")
     step_col = next((c for c in table.columns if c.lower() in _STEP_COLUMNS), None)
     epoch_col = next((c for c in table.columns if c.lower() == "epoch"), None)
     epoch, _ = parse_floats(_fill(table[epoch_col])) if epoch_col else (np.full(len(table), np.nan), None)
@@ -86,7 +92,7 @@ def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = No
         step = epoch.copy()
     else:
         step = np.arange(len(table), dtype="float64")
-        notes.append(f"{path}: the table has no step or epoch column: steps are counted rows")
+        notes.append("the table has no step or epoch column: steps are counted rows")
     cols: dict[str, list[np.ndarray]] = {"step": [], "metric": [], "value": [], "line": [], "epoch": []}
     unparsed: list[tuple[int, str]] = []
     for col, name in _names(list(table.columns), kind).items():
@@ -114,6 +120,24 @@ def read_csv_metrics(path: str, data: bytes | None = None, kind: str | None = No
                         line=merged["line"].astype("int64"), epoch=merged["epoch"], source=path, format=kind,
                         size=len(data), texts=texts, notes=notes, unparsed=len(unparsed),
                         unparsed_examples=unparsed[:5])
+
+
+#: metric columns read from one table (a real one has tens; 100 k would be 100 k series)
+MAX_COLUMNS = 1000
+_FIRST = ("loss", "lr", "learning_rate", "grad", "norm", "scale")
+
+
+def _kept_columns(header: list[str]) -> list[int]:
+    """Positions of the columns to read: the step and epoch, then up to
+    :data:`MAX_COLUMNS` others, loss-, lr- and grad-like names first, in table order."""
+    if len(header) <= MAX_COLUMNS + 2:
+        return list(range(len(header)))
+    low = [c.lower() for c in header]
+    position = [i for i, c in enumerate(low) if c in _STEP_COLUMNS or c == "epoch"]
+    first = [i for i, c in enumerate(low) if i not in position and any(k in c for k in _FIRST)]
+    taken = set(position) | set(first)
+    rest = [i for i in range(len(header)) if i not in taken]
+    return sorted(position + (first + rest)[:MAX_COLUMNS])
 
 
 def _fill(column: pd.Series) -> list[str]:
