@@ -192,7 +192,8 @@ def run_case(target: str, limit: float, stdin_yes: bool = False) -> tuple[float,
             outcome += f" ({json.loads(out)['verdict']['code']})"
         if proc.returncode == 2:
             message = err.decode("utf-8", "replace").strip().splitlines()[-1].removeprefix("logsleuth: error: ")
-            outcome += ": " + message.replace(target.rsplit("/", 1)[0] + "/", "")[:90]
+            folder = os.path.dirname(target)
+            outcome += ": " + (message.replace(folder + "/", "") if folder != "/dev" else message)[:90]
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
