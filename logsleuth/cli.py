@@ -155,15 +155,13 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     """Diagnose a training run from LOG... (several logs = attempts of the same job).
 
     Exit code 0: no failure (healthy, benign, inconclusive); 1: failure diagnosed;
-    2: usage or input error.
+    2: usage or input error (the verdict is printed before an output file fails).
     """
     from .api import diagnose as run_diagnosis
     from .output import write_text_file
     from .report import RENDERERS, to_json
     from .report import oneline as one_line
 
-    for path in (report, html, plot):
-        check_free(path, force)
     if plot:
         from .plot import require_matplotlib
 
@@ -178,7 +176,9 @@ def diagnose(logs: tuple[str, ...], output: str, oneline: bool, log_format: str 
     for bar in bars:
         bar.close()
     click.echo(one_line(result) if oneline else RENDERERS[output](result).rstrip("\n"))  # before any file:
-    if report:  # a full disk still leaves the verdict printed
+    for path in (report, html, plot):  # a taken name or a full disk still leaves the verdict printed
+        check_free(path, force)
+    if report:
         write_text_file(report, to_json(result), force)
     runs = _chart_series(logs, log_format) if html or plot else []
     if html:

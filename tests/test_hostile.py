@@ -158,3 +158,12 @@ def test_a_run_folder_is_diagnosed_as_the_audit_reads_it(tmp_path: Path) -> None
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no training log or run artefact here" in CliRunner().invoke(main, ["diagnose", str(empty)]).stderr
+
+
+def test_a_taken_output_name_prints_the_verdict_and_writes_no_file(tmp_path: Path) -> None:
+    taken = tmp_path / "report.html"
+    taken.write_text("mine")
+    result = CliRunner().invoke(main, ["diagnose", str(CAFFE), "--oneline", "--report", str(tmp_path / "r.json"),
+                                       "--html", str(taken)])
+    assert result.exit_code == 2 and result.stdout.startswith("N201") and "exists; pass --force" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"] and taken.read_text() == "mine"

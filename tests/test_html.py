@@ -202,7 +202,8 @@ def test_diagnose_html_writes_once(tmp_path: Path) -> None:
     assert_self_contained(page)
     assert {m["data-step"] for m in _markers(page)} == {"3700"} and "N201" in page
     again = CliRunner().invoke(main, ["diagnose", str(SAMPLE), "--html", str(out)])
-    assert again.exit_code == 2 and "exists; pass --force" in again.output
+    assert again.exit_code == 2 and "exists; pass --force" in again.stderr
+    assert again.stdout.startswith("N201")  # an epilog run again still prints its verdict
     assert CliRunner().invoke(main, ["diagnose", str(SAMPLE), "--html", str(out), "--force"]).exit_code == 1
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left behind
 
