@@ -251,9 +251,10 @@ def _or_its_companion(item: object, run: RunSeries) -> RunSeries:
         other = read_artifact(path)
     except InputError:
         return run
-    if companion.records(other) <= companion.records(run):
+    kept = companion.records(run)
+    if companion.records(other) <= kept:
         return run
-    note = (f"read in place of {os.path.basename(str(item))}, which holds only {companion.records(run)} training "
+    note = (f"read in place of {os.path.basename(str(item))}, which holds only {kept} training "
             f"record(s) (a progress bar's final state?): this is the same run's metrics file, beside it")
     return replace(other, notes=(note, *other.notes))
 

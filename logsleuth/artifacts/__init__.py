@@ -56,17 +56,8 @@ def _read(path: str) -> tuple[bytes, str]:
     """The whole file, decompressed when gzip/bz2/xz/zstd (told by magic bytes), at most
     :data:`MAX_TABLE_BYTES` of it: a larger one (a gzip bomb named ``trainer_state.json.gz``)
     is an :class:`InputError`, found while decompressing, never after."""
-    from ..io import _decompressor, sniff_compression
-
     limit = MAX_TABLE_BYTES
-    with open(path, "rb") as f:
-        kind = sniff_compression(f.read(8))
-        f.seek(0)
-        try:
-            stream = f if kind == "none" else _decompressor(f, kind)
-            data = stream.read(limit + 1)
-        except Exception as exc:  # corrupt archives raise many types
-            raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
+    data, kind = _first_bytes(path, limit + 1)
     if len(data) > limit:
         what = " decompressed" if kind != "none" else ""
         raise InputError(f"{path}: over {limit >> 20} MiB{what}, more than a run artefact read whole may be; "
@@ -80,13 +71,18 @@ _WIDE_HEAD = 16 << 20
 
 def _head(path: str, size: int = _HEAD) -> bytes:
     """The first ``size`` bytes of a file, decompressed (only those are decompressed)."""
+    return _first_bytes(path, size)[0]
+
+
+def _first_bytes(path: str, size: int) -> tuple[bytes, str]:
+    """(the first ``size`` bytes of the file, decompressed; the compression's name)."""
     from ..io import _decompressor, sniff_compression
 
     with open(path, "rb") as f:
         kind = sniff_compression(f.read(8))
         f.seek(0)
         try:
-            return (f if kind == "none" else _decompressor(f, kind)).read(size)
+            return (f if kind == "none" else _decompressor(f, kind)).read(size), kind
         except Exception as exc:  # corrupt archives raise many types
             raise InputError(f"{path}: corrupt {kind} data ({exc})") from exc
 
