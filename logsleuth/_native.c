@@ -1140,6 +1140,44 @@ static PyObject *pair_split(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* float(v) for each item of a list of printed numbers: plainly numeric bytes and floats
+ * here, None as NaN when none_nan; the indices of every other item are returned for Python
+ * to convert (nan spellings, underscores, spaces, str), so results are float()'s. */
+static PyObject *floats_of(PyObject *self, PyObject *args) {
+    PyObject *items;
+    int none_nan;
+    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &items, &none_nan)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(double));
+    PyObject *rest = PyList_New(0);
+    if (!out || !rest) goto fail;
+    double *value = (double *)PyByteArray_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        int ok = 0;
+        if (PyBytes_Check(item)) {
+            value[i] = number(PyBytes_AS_STRING(item), 0, PyBytes_GET_SIZE(item), &ok);
+        } else if (PyFloat_CheckExact(item)) {
+            value[i] = PyFloat_AS_DOUBLE(item);
+            ok = 1;
+        } else if (item == Py_None && none_nan) {
+            value[i] = Py_NAN;
+            ok = 1;
+        }
+        if (!ok) {
+            value[i] = Py_NAN;
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (!index || PyList_Append(rest, index) < 0) { Py_XDECREF(index); goto fail; }
+            Py_DECREF(index);
+        }
+    }
+    return Py_BuildValue("(NN)", out, rest);
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(rest);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"caffe_iteration", caffe_iteration, METH_O, "Caffe `Iteration N ..., loss|lr = X` / `Testing net` lines."},
     {"caffe_output", caffe_output, METH_VARARGS, "Caffe `Train|Test net output #k: name = X` lines."},
@@ -1147,6 +1185,7 @@ static PyMethodDef methods[] = {
     {"last_bars", last_bars, METH_VARARGS, "The last tqdm bar update before each of many positions."},
     {"ffill", ffill, METH_VARARGS, "Forward-fill NaNs in a float64 buffer, in place."},
     {"pair_split", pair_split, METH_VARARGS, "Metric pairs of a text as re.split with a pair pattern gives them."},
+    {"floats_of", floats_of, METH_VARARGS, "float() of many printed numbers, the hard ones left to Python."},
     {"format_rows", format_rows, METH_VARARGS, "The series' rows as CSV (as pyarrow.csv writes them) or JSON lines."},
     {NULL, NULL, 0, NULL},
 };
@@ -1158,6 +1197,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
  * built from an older version of this file is not used. */
 PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddIntConstant(m, "ABI", 4) < 0) Py_CLEAR(m);
+    if (m && PyModule_AddIntConstant(m, "ABI", 5) < 0) Py_CLEAR(m);
     return m;
 }

@@ -179,10 +179,7 @@ def diagnose(sources: object | Sequence[object], format: str | None = None,
         Verdict (signature code, confidence), first non-finite moment, ranked causes with
         fixes for the framework that wrote the log, evidence lines, bad-sample location.
     """
-    from .classify import classify
-    from .explain import bad_sample, evidence, rank_causes
-    from .features import compute_features
-    from .types import Diagnosis, InputInfo
+    from .types import InputInfo
 
     items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     runs, inputs = [], []
@@ -201,6 +198,12 @@ def diagnose(sources: object | Sequence[object], format: str | None = None,
         inputs.append(InputInfo(run.source, run.format, run.size, sha256 if run.source == str(item) else None,
                                 run.compression))
     runs, inputs, duplicates = _distinct(runs, inputs)
+    # imported once the logs are read: pandas and the model are not held while scanning
+    from .classify import classify
+    from .explain import bad_sample, evidence, rank_causes
+    from .features import compute_features
+    from .types import Diagnosis
+
     features = compute_features(runs)
     verdict = classify(features)
     first = next((r.first_nonfinite() for r in runs if r.first_nonfinite()), None)

@@ -246,3 +246,23 @@ def test_forward_fill_matches_numpy() -> None:
     with switch.disabled():
         for (values, carry), got in zip(cases, compiled):
             assert np.array_equal(got, series._ffill(values, carry), equal_nan=True)
+
+
+NUMBER_TOKENS = [b"1.5", b"-2e-3", b"+7", b".5", b"5.", b"1e400", b"-0", b"nan", b"-nan", b"NaN", b"inf", b"-inf",
+                 b"Infinity", b"1.#QNAN", b"-1.#IND", b"nan(ind)", b"1_000", b" 2 ", b"1e", b"1.2.3", b"-", b"",
+                 b"x", b"0x10", b"\xff", 3.25, -0.0, math.inf, None, "4.5", 7]
+
+
+@pytest.mark.parametrize("none_nan", [False, True])
+def test_floats_of_converts_as_float_does(none_nan) -> None:
+    from logsleuth.engine.grammar import to_floats
+
+    rng = random.Random(3)
+    for _ in range(200):
+        items = [rng.choice(NUMBER_TOKENS) for _ in range(rng.randint(0, 12))]
+        fast, fast_bad = to_floats(list(items), none_nan)
+        with switch.disabled():
+            slow, slow_bad = to_floats(list(items), none_nan)
+        assert fast_bad == slow_bad, items
+        assert np.array_equal(fast, slow, equal_nan=True), items
+        assert [math.copysign(1, v) for v in fast] == [math.copysign(1, v) for v in slow], items

@@ -70,3 +70,13 @@ def test_sampled_diagnosis_matches_the_full_one(write, monkeypatch) -> None:
     assert any("diagnosed on" in w for w in d.warnings)
     assert d.first_nonfinite.step == full.first_nonfinite().step == 30_000
     assert d.verdict.code == "N201"
+
+
+def test_the_even_sample_keeps_multiples_of_the_stride_and_rows_without_a_step_by_line() -> None:
+    lines = np.arange(1, 65, dtype=np.int64)
+    steps = pa.array([None if i % 3 == 0 else int(i) * 5 - 40 for i in lines.tolist()], pa.int64())  # negatives too
+    table = pa.table({"step": steps, "line": pa.array(lines)})
+    for stride in (1, 2, 8, 32):
+        kept = sample_mod._every(table, stride)
+        expect = [ln for ln, st in zip(lines.tolist(), steps.to_pylist()) if (ln if st is None else st) % stride == 0]
+        assert kept.column("line").to_pylist() == expect

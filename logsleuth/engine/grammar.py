@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pyparsing as pp
+
+from .native import compiled
 
 #: A number, finite or not, as bytes-regex source (no groups inside).
 NUM = (
@@ -63,22 +66,31 @@ def to_float(text: bytes | str) -> float:
     return math.nan  # nan, -nan, qnan, ind: the sign of a nan carries no meaning
 
 
-def to_floats(values: list) -> tuple[list[float], list[int]]:
-    """Convert a batch of printed numbers (bytes, or floats already); fast path in C.
+def to_floats(values: list, none_nan: bool = False) -> tuple[np.ndarray, list[int]]:
+    """Convert a batch of printed numbers (bytes, or floats already) to a float64 array;
+    plain numbers in C (``logsleuth._native.floats_of``) where the extension is built.
 
-    Returns the values and the indices that are not numbers at all (their value is NaN
-    in the list; the caller must drop and count them, not treat them as non-finite).
+    Returns the values and the indices that are not numbers at all (their value is NaN;
+    the caller must drop and count them, not treat them as non-finite). With
+    ``none_nan``, None (a group that did not match) is NaN and no error.
     """
-    try:
-        return [float(v) for v in values], []
-    except (ValueError, TypeError):
-        pass
-    out, bad = [], []
-    for i, v in enumerate(values):
+    lib = compiled()
+    if lib is not None and isinstance(values, list):
+        raw, rest = lib.floats_of(values, none_nan)
+        out = np.frombuffer(raw, np.float64)
+    else:
         try:
-            out.append(v if isinstance(v, float) else to_float(v))
+            return np.array([math.nan if v is None and none_nan else float(v) for v in values], np.float64), []
         except (ValueError, TypeError):
-            out.append(math.nan)
+            out, rest = np.full(len(values), math.nan), range(len(values))
+    bad = []
+    for i in rest:
+        v = values[i]
+        if v is None and none_nan:
+            continue
+        try:
+            out[i] = v if isinstance(v, float) else to_float(v)
+        except (ValueError, TypeError):
             bad.append(i)
     return out, bad
 

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 #: the interface version of logsleuth/_native.c this code expects
-ABI = 4
+ABI = 5
 
 
 def _load() -> ModuleType | None:

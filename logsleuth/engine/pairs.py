@@ -219,7 +219,7 @@ def group_floats(found: list[re.Match[bytes]], group: int | str) -> np.ndarray:
     """Group ``group`` of each match as a number (NaN where absent or not in the pattern)."""
     if isinstance(group, str) and group not in found[0].re.groupindex:
         return np.full(len(found), np.nan)
-    return np.array([float(g) if (g := m.group(group)) else np.nan for m in found], np.float64)
+    return to_floats([m.group(group) or None for m in found], none_nan=True)[0]
 
 
 def add_markers(out: Batch, pos: np.ndarray, step: np.ndarray, epoch: np.ndarray) -> None:
