@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .allocator import return_freed_memory
 from .errors import LogsleuthError
 from .output import OUTPUT_KINDS, check_free, open_writer, output_kind
 
@@ -79,6 +80,7 @@ def _in_main_thread() -> bool:
               help="A TOML file of your own log formats (also $LOGSLEUTH_FORMATS).")
 def main(verbose: bool, formats_file: str | None) -> None:
     """logsleuth: forensic analysis of deep-learning training logs."""
+    return_freed_memory()
     if formats_file:
         from .userformat import load_format_file
 

@@ -43,7 +43,7 @@ def prepared_chunks(log: LogInput, fmt: Format, jobs: int | None = None) -> Iter
         return
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="logsleuth-scan")
     try:
-        yield from _in_order(pool, fmt, log.chunks(), log.head, window=jobs + 1)
+        yield from _in_order(pool, fmt, log.chunks(), log.head, window=2 * jobs)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -121,4 +122,12 @@ def _every(table: pa.Table, stride: int) -> pa.Table:
         return table
     step, line = table.column("step"), table.column("line")
     key = pc.if_else(pc.is_null(step), line, step)
-    return table.filter(pc.equal(pc.bit_wise_and(key, stride - 1), 0))
+    mask, zero = _int64s(stride - 1, 0)
+    return table.filter(pc.equal(pc.bit_wise_and(key, mask), zero))
+
+
+def _int64s(*values: int) -> list[pa.Scalar]:
+    """Arrow int64 scalars made without ``pa.scalar`` (or a Python int handed to a compute
+    function), which imports pandas, about 50 MB, to inspect its argument."""
+    array = pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(np.array(values, np.int64))])
+    return [array[i] for i in range(len(values))]

@@ -32,16 +32,16 @@ class Gate:
     """Which of a format's per-match rules (and the cross-format rules) have their anchor
     in a chunk.
 
-    The format's own anchors are few and most are on nearly every line of its logs: each
-    is tested with ``in``, which stops at its first occurrence. The cross-format messages
-    are many and rare, so testing 30 anchors one by one would scan each chunk 30 times;
-    one Aho-Corasick pass (in Rust) says which occur. It runs with leftmost-first,
+    Testing 30 anchors one by one would scan each chunk 30 times; one Aho-Corasick pass
+    (in Rust, without the GIL) says which occur. It runs with leftmost-first,
     non-overlapping semantics, the only ones its SIMD prefilter serves (about 0.2 ms/MB
     against 1.6 with overlapping matches). Such a pass can miss an anchor only where it
     starts inside the span of another anchor's match, so the anchors that can
     (``overlaps``) are looked up on their own, and only in chunks where the anchor they
-    could hide in was found. Column rules are not in it: their anchors are on nearly
-    every line.
+    could hide in was found. The format's own anchors are mostly on every line of its
+    logs, and a pass returns every match: those found in the chunk's first
+    :data:`HEAD_BYTES` (with ``in``) are left out of the pass, which then reports the
+    rare ones. Column rules are not in it: their anchors are on nearly every line.
     """
 
     def __init__(self, fmt: Format) -> None:
@@ -49,38 +49,48 @@ class Gate:
         own = tuple(r for r in fmt.rules if not isinstance(r, ColumnRule))
         self.rules = own + COMMON_RULES
         self.anchors = [r.anchor for r in self.rules]
-        self.own = [(i, r.anchor) for i, r in enumerate(own)]
-        self.common = [r.anchor for r in COMMON_RULES]
-        self.first_common = len(own)
-        self.automaton, self.overlaps = _common_gate()
+        self.own = list(enumerate(r.anchor for r in own))
+        self._passes: dict[tuple[int, ...], _Pass] = {}
 
     def present(self, chunk: bytes) -> list[int]:
         """Indexes of the rules whose anchor occurs in ``chunk``, in registry order."""
-        own = [i for i, anchor in self.own if anchor in chunk]
+        head = chunk[:HEAD_BYTES]
+        early = [i for i, anchor in self.own if anchor in head]
+        rest = tuple(i for i, _ in self.own if i not in early)
+        return sorted(early + self._pass(rest).present(chunk))
+
+    def _pass(self, rest: tuple[int, ...]) -> _Pass:
+        found = self._passes.get(rest)
+        if found is None:
+            keep = list(rest) + list(range(len(self.own), len(self.rules)))
+            found = self._passes[rest] = _Pass([self.anchors[i] for i in keep], keep)
+        return found
+
+
+#: where the format's own anchors are looked for before the pass (most are on every line)
+HEAD_BYTES = 64 << 10
+
+
+class _Pass:
+    """One Aho-Corasick pass over ``anchors``; reports the rule indexes ``index`` of those found."""
+
+    def __init__(self, anchors: list[bytes], index: list[int]) -> None:
+        self.anchors, self.index = anchors, index
+        self.automaton = ahocorasick_rs.BytesAhoCorasick(anchors, matchkind=ahocorasick_rs.MatchKind.LeftmostFirst)
+        self.overlaps = [[j for j, other in enumerate(anchors) if j != i and _can_start_inside(other, anchor)]
+                         for i, anchor in enumerate(anchors)]
+
+    def present(self, chunk: bytes) -> list[int]:
         found = {i for i, _, _ in self.automaton.find_matches_as_indexes(chunk)}
         hidden = {j for i in found for j in self.overlaps[i]} - found
-        common = sorted(found | {j for j in hidden if self.common[j] in chunk})
-        return own + [self.first_common + j for j in common]
-
-
-_COMMON_GATE: list = []
-
-
-def _common_gate() -> tuple[ahocorasick_rs.BytesAhoCorasick, list[list[int]]]:
-    """The automaton of the cross-format anchors and, per anchor, those that can start
-    inside its match (built once: they are the same for every format)."""
-    if not _COMMON_GATE:
-        anchors = [r.anchor for r in COMMON_RULES]
-        automaton = ahocorasick_rs.BytesAhoCorasick(anchors, matchkind=ahocorasick_rs.MatchKind.LeftmostFirst)
-        overlaps = [[j for j, other in enumerate(anchors) if j != i and _can_start_inside(other, anchor)]
-                    for i, anchor in enumerate(anchors)]
-        _COMMON_GATE[:] = [automaton, overlaps]
-    return _COMMON_GATE[0], _COMMON_GATE[1]
+        return [self.index[j] for j in found | {j for j in hidden if self.anchors[j] in chunk}]
 
 
 def _can_start_inside(inner: bytes, outer: bytes) -> bool:
     """Whether an occurrence of ``inner`` can start within an occurrence of ``outer``
     (at its first byte included): some suffix of ``outer`` and ``inner`` agree."""
+    if inner[:1] not in outer:
+        return False
     return any(outer[i:].startswith(inner) or inner.startswith(outer[i:]) for i in range(len(outer)))
 
 

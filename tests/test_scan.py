@@ -36,3 +36,15 @@ def test_an_anchor_hidden_in_another_match_is_found() -> None:
     gate = Gate(fmt)
     text = b"***** Running training *****\n"  # "***** " starts inside the longer anchor's match
     assert {gate.anchors[i] for i in gate.present(text)} >= {b"***** ", b"***** Running training *****"}
+
+
+@pytest.mark.parametrize("fmt", builtin_formats(), ids=lambda f: f.name)
+def test_gate_finds_the_formats_own_anchors_past_the_chunk_head(fmt) -> None:
+    from logsleuth.scan import HEAD_BYTES
+
+    gate = Gate(fmt)
+    rng = random.Random(fmt.name + "long")
+    for text in _texts(gate.anchors, rng, 200):
+        split = rng.randint(0, len(text))
+        text = text[:split] + b"x" * (HEAD_BYTES - rng.randint(0, 8)) + text[split:]  # part before, part after the head
+        assert gate.present(text) == [i for i, a in enumerate(gate.anchors) if a in text], text[:200]
