@@ -10,6 +10,11 @@ Kept in full, whatever the log's length:
 * the last :data:`WINDOW` rows (how the run ended);
 * every non-finite row, up to :data:`NONFINITE_CAP` (the failure is never sampled away).
 
+Each part is cut to its window whatever the size of the chunks' tables (a 2 MB chunk of a
+dense log holds 70,000 rows), so what is held is bounded by the window, not the chunk. A
+non-finite *event* without a non-finite value keeps its whole chunk after its lead-up:
+where the event lies among the chunk's rows is not known.
+
 Everything else is sampled evenly *by step*: a row stays when its step is a multiple of a
 stride that doubles whenever the sample outgrows its budget, so a kept step keeps all its
 metrics (loss, lr, grad norm) together. Rows without a step are sampled by line number the
@@ -49,27 +54,49 @@ class RowSample:
         self.total = 0
 
     def add(self, table: pa.Table, failure_event: bool = False) -> None:
-        """One chunk's rows; ``failure_event``: the chunk also reported a non-finite event."""
+        """One chunk's rows; ``failure_event``: the chunk also reported a non-finite event
+        (where among its rows is unknown: the whole chunk is kept)."""
         self.total += table.num_rows
-        if self.kept_rows < self.window or self.full_after > 0:
-            self._keep(table)
-            self.full_after = max(0, self.full_after - table.num_rows)
-            self.failed = self.failed or failure_event or _has_nonfinite(table)
-            return
-        if not self.failed and (failure_event or _has_nonfinite(table)):
+        at = None if self.failed else _first_nonfinite(table)
+        if self.kept_rows < self.window and not self.failed:  # the start
+            n = min(self.window - self.kept_rows, table.num_rows)
+            self._keep(table.slice(0, n))
+            if at is not None and at < n:  # the failure is in the start: the window after it too
+                self.failed, self.full_after = True, self.window - (n - at)
+            table, at = table.slice(n), None if at is None else max(at - n, 0)
+        if not self.failed and (at is not None or failure_event):
             self.failed = True
-            while self.recent:  # the lead-up to the failure stays whole
-                self._keep(self.recent.popleft())
-            self.recent_rows = 0
-            self._keep(table)
-            self.full_after = self.window
-            return
+            cut = 0 if at is None else at  # an event alone: the whole chunk is kept, after its lead-up
+            self._keep_lead_up(table.slice(0, cut))
+            self.full_after = self.window + (table.num_rows if at is None else 0)
+            table = table.slice(cut)
+        if self.full_after > 0:
+            head = table.slice(0, self.full_after)
+            self._keep(head)
+            self.full_after -= head.num_rows
+            table = table.slice(head.num_rows)
+        if table.num_rows:
+            self._push_recent(table)
+
+    def _keep_lead_up(self, before: pa.Table) -> None:
+        """Keep the ``window`` rows before the failure (the end of ``recent``, then
+        ``before``); what is older goes to the sample."""
+        self._push_recent(before)
+        while self.recent:
+            self._keep(self.recent.popleft())
+        self.recent_rows = 0
+
+    def _push_recent(self, table: pa.Table) -> None:
+        """Append to the latest rows, passing what is more than ``window`` rows old to the sample."""
         self.recent.append(table)
         self.recent_rows += table.num_rows
-        while self.recent_rows - self.recent[0].num_rows >= self.window:
+        while self.recent_rows > self.window:
             old = self.recent.popleft()
-            self.recent_rows -= old.num_rows
-            self._sample(old)
+            excess = min(old.num_rows, self.recent_rows - self.window)
+            self._sample(old.slice(0, excess))
+            if excess < old.num_rows:
+                self.recent.appendleft(old.slice(excess))
+            self.recent_rows -= excess
 
     @property
     def dropped(self) -> int:
@@ -111,8 +138,21 @@ class RowSample:
             self.middle_rows = sum(t.num_rows for t in self.middle)
 
 
-def _has_nonfinite(table: pa.Table) -> bool:
-    return not pc.all(pc.is_finite(table.column("value"))).as_py()
+def _first_nonfinite(table: pa.Table) -> int | None:
+    """Index of the first row whose value is not finite (a null is none), None when every
+    one is; read in numpy from the column's buffers (a boolean ``to_numpy`` or a Python
+    scalar in a compute call imports pandas)."""
+    column = table.column("value").combine_chunks()
+    if not len(column):
+        return None
+    validity, data = column.buffers()
+    values = np.frombuffer(data, np.float64, len(column), column.offset * 8)
+    bad = ~np.isfinite(values)
+    if column.null_count:
+        valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+        bad &= valid[column.offset:column.offset + len(column)].astype(bool)
+    where = np.flatnonzero(bad)
+    return int(where[0]) if len(where) else None
 
 
 def _every(table: pa.Table, stride: int) -> pa.Table:

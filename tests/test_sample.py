@@ -80,3 +80,18 @@ def test_the_even_sample_keeps_multiples_of_the_stride_and_rows_without_a_step_b
         kept = sample_mod._every(table, stride)
         expect = [ln for ln, st in zip(lines.tolist(), steps.to_pylist()) if (ln if st is None else st) % stride == 0]
         assert kept.column("line").to_pylist() == expect
+
+
+def test_each_kept_part_is_cut_to_its_window_whatever_the_chunk_size() -> None:
+    """Chunks ten times the window: the start, the lead-up, the failure's after-window and
+    the end are each ``window`` rows, not whole chunks."""
+    s = RowSample(window=100)
+    bad_at = 5_432
+    for first in range(0, 20_000, 1_000):
+        values = [math.nan if line == bad_at else 1.0 for line in range(first, first + 1_000)]
+        s.add(chunk(first, 1_000, values))
+    kept = set(lines_of(s).tolist())
+    full = set(range(0, 100)) | set(range(bad_at - 100, bad_at + 100)) | set(range(19_900, 20_000))
+    assert full <= kept
+    assert len(kept - full) <= 2 * 100  # the even sample's budget, nothing more
+    assert set(range(100, 2_000)) - kept  # the rest of the first chunk was sampled, not kept whole
