@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .series import arrow_array
+
 #: rows kept in full at the start, around the first failure and at the end
 WINDOW = 20_000
 #: non-finite rows kept (a dead run can print nan for millions of lines)
@@ -169,5 +171,5 @@ def _every(table: pa.Table, stride: int) -> pa.Table:
 def _int64s(*values: int) -> list[pa.Scalar]:
     """Arrow int64 scalars made without ``pa.scalar`` (or a Python int handed to a compute
     function), which imports pandas, about 50 MB, to inspect its argument."""
-    array = pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(np.array(values, np.int64))])
+    array = arrow_array(np.array(values, np.int64), pa.int64())
     return [array[i] for i in range(len(values))]

@@ -81,7 +81,7 @@ def _floats(values: list) -> np.ndarray:
 # pandas, 0.2 s, to check what it was given) ----------------------------------------
 
 
-def _arrow(values: np.ndarray, kind: pa.DataType, missing: np.ndarray | None = None) -> pa.Array:
+def arrow_array(values: np.ndarray, kind: pa.DataType, missing: np.ndarray | None = None) -> pa.Array:
     """A numeric column as an Arrow array of type ``kind``; ``missing`` marks nulls."""
     import pyarrow as pa
 
@@ -98,11 +98,11 @@ def _arrow_ints(values: np.ndarray) -> pa.Array:
     import pyarrow as pa
 
     missing = ~(np.abs(values) < 2.0**63)  # NaN compares False: missing too
-    return _arrow(np.where(missing, 0, values).astype(np.int64), pa.int64(), missing)
+    return arrow_array(np.where(missing, 0, values).astype(np.int64), pa.int64(), missing)
 
 
 def _arrow_nulls(n: int, kind: pa.DataType) -> pa.Array:
-    return _arrow(np.zeros(n, dtype=kind.to_pandas_dtype()), kind, np.ones(n, dtype=bool))
+    return arrow_array(np.zeros(n, dtype=kind.to_pandas_dtype()), kind, np.ones(n, dtype=bool))
 
 
 def _arrow_strings(words: list[str] | tuple[str, ...]) -> pa.Array:
@@ -462,13 +462,13 @@ class Assembler:
         epoch = prep.epoch[rows]
         columns = [
             _arrow_ints(np.round(step[rows])),
-            pa.DictionaryArray.from_arrays(_arrow(prep.metric[rows], pa.int32()), _arrow_strings(prep.names)),
-            _arrow(prep.value[rows], pa.float64()),
-            pa.DictionaryArray.from_arrays(_arrow(prep.phase[rows], pa.int8()), _arrow_strings(PHASES)),
-            _arrow(segment[rows], pa.int64()),
+            pa.DictionaryArray.from_arrays(arrow_array(prep.metric[rows], pa.int32()), _arrow_strings(prep.names)),
+            arrow_array(prep.value[rows], pa.float64()),
+            pa.DictionaryArray.from_arrays(arrow_array(prep.phase[rows], pa.int8()), _arrow_strings(PHASES)),
+            arrow_array(segment[rows], pa.int64()),
             _arrow_ints(prep.rank[rows]) if prep.rank is not None else _arrow_nulls(len(rows), pa.int64()),
-            _arrow(epoch, pa.float64(), np.isnan(epoch)),
-            _arrow(self.line0 + prep.line[rows], pa.int64()),
+            arrow_array(epoch, pa.float64(), np.isnan(epoch)),
+            arrow_array(self.line0 + prep.line[rows], pa.int64()),
         ]
         return pa.Table.from_arrays(columns, names=list(COLUMNS))
 

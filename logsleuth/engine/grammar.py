@@ -89,7 +89,7 @@ def to_floats(values: list, none_nan: bool = False) -> tuple[np.ndarray, list[in
         if v is None and none_nan:
             continue
         try:
-            out[i] = v if isinstance(v, float) else to_float(v)
+            out[i] = to_float(v)
         except (ValueError, TypeError):
             bad.append(i)
     return out, bad
